@@ -1,0 +1,421 @@
+"""The virtual UART: the device side of a serial line, behind a real pty.
+
+The host end is a pty slave (``/dev/pts/N``, optionally behind a stable
+symlink) that pyserial, pexpect, picocom or minicom open like ``/dev/ttyUSB0``.
+The device holds the master and one slave descriptor of its own, so a host
+may close and reopen the port without the device seeing EIO.
+
+Modelled behaviour and its limits:
+
+* The device sees the baud the host set (``tcgetattr`` on the slave reflects
+  pyserial's setting; REFERENCE.md "ptys and pyserial"). When host and device
+  bauds differ, bytes in both directions are resampled bit by bit as a real
+  UART receiver would (start-bit detection, mid-bit sampling, 8N1), so a user
+  at the wrong baud sees deterministic garbage, not clean text. A framing
+  error still delivers the sampled byte (Linux delivers it unless INPCK/PARMRK
+  ask otherwise).
+* Fast mode does not pace. Real-time mode paces device output at 10 bits per
+  byte for 8N1 and delivers host input no faster than the wire would.
+* Faults (seeded, deterministic): bit errors at a rate, dropped bytes, lost
+  bursts (as USB adapters without flow control lose data), an overrun FIFO
+  that drops output the host has not read yet, and a line that goes silent.
+* The pty is put in raw mode at creation; a pty's initial speed is the
+  kernel default (38400), like a freshly plugged adapter that is not at
+  115200 either: a host must set its baud, as with real hardware.
+* When the device closes the link, the master closes: a host reading with
+  pyserial gets ``SerialException`` at once, unread bytes are lost and the
+  ``/dev/pts/N`` path disappears (REFERENCE.md).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+import select
+import struct
+import termios
+import threading
+import time
+import tty
+from dataclasses import dataclass
+from pathlib import Path
+
+from emulators.transcript import Transcript
+
+_SPEEDS = {
+    getattr(termios, name): int(name[1:])
+    for name in dir(termios)
+    if name.startswith("B") and name[1:].isdigit()
+}
+
+
+class LinkDown(Exception):
+    """Raised in the device thread when the link is interrupted (power cut or close)."""
+
+
+@dataclass
+class LinkFaults:
+    """Seeded faults on the line. Rates are probabilities.
+
+    ``bit_error_rate`` per bit, ``drop_rate`` per byte, ``burst_rate`` the
+    chance per byte that a burst of ``burst_len`` bytes is lost, ``fifo``
+    the adapter's buffer: device output that would push the host's unread
+    bytes past it is dropped. ``silent_after`` makes the line go dead after
+    that many device output bytes. ``directions`` is "both", "tx" (device to
+    host) or "rx" (host to device).
+    """
+
+    bit_error_rate: float = 0.0
+    drop_rate: float = 0.0
+    burst_rate: float = 0.0
+    burst_len: int = 64
+    fifo: int | None = None
+    silent_after: int | None = None
+    directions: str = "both"
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.bit_error_rate
+            or self.drop_rate
+            or self.burst_rate
+            or self.fifo is not None
+            or self.silent_after is not None
+        )
+
+    def applies(self, direction: str) -> bool:
+        return self.directions in ("both", direction)
+
+
+def resample(data: bytes, tx_baud: int, rx_baud: int) -> bytes:
+    """What an 8N1 receiver at ``rx_baud`` decodes from ``data`` sent at ``tx_baud``.
+
+    The bytes go back to back on the wire, the line idles high before and
+    after. The receiver waits for a low level, samples each of the 8 data
+    bits and the stop bit at their middle by its own clock, then looks for
+    the next start bit.
+    """
+    if tx_baud == rx_baud or not data:
+        return bytes(data)
+    bits = []
+    for b in data:
+        bits.append(0)
+        bits.extend((b >> i) & 1 for i in range(8))
+        bits.append(1)
+    n = len(bits)
+
+    def level(t: float) -> int:
+        i = int(t * tx_baud)
+        return bits[i] if 0 <= i < n else 1
+
+    out = bytearray()
+    t = 0.0
+    end = n / tx_baud
+    rx_bit = 1.0 / rx_baud
+    while t < end:
+        # find the next low level at or after t (levels change only on tx bit edges)
+        i = int(t * tx_baud)
+        while i < n and bits[i] == 1:
+            i += 1
+        if i >= n:
+            break
+        start = max(t, i / tx_baud)
+        value = 0
+        for k in range(8):
+            value |= level(start + (k + 1.5) * rx_bit) << k
+        out.append(value)
+        t = start + 9.5 * rx_bit
+    return bytes(out)
+
+
+class VirtualUart:
+    """Device side of a UART on a pty. Use as a context manager.
+
+    Device-side API: :meth:`read`, :meth:`write`, :attr:`baud`,
+    :meth:`set_baud`, :meth:`host_baud`, :meth:`pending_to_host`. The host
+    opens :attr:`path`.
+    """
+
+    def __init__(
+        self,
+        baud: int = 115200,
+        *,
+        realtime: bool = False,
+        faults: LinkFaults | None = None,
+        seed: int = 0,
+        link_path: str | os.PathLike[str] | None = None,
+        transcript: Transcript | None = None,
+    ) -> None:
+        self.baud = baud
+        self.realtime = realtime
+        self.faults = faults or LinkFaults()
+        self.transcript = transcript if transcript is not None else Transcript()
+        self._rng = random.Random(seed)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        self.path = os.ttyname(self._slave)
+        os.set_blocking(self._master, False)
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        self._rx = bytearray()
+        self._lock = threading.Lock()
+        self._down = threading.Event()
+        self._closed = False
+        self._tx_count = 0
+        self._burst_left = 0
+        self._tx_free_at = 0.0
+        self._rx_free_at = 0.0
+        self.link_path: Path | None = None
+        if link_path is not None:
+            self.link_path = Path(link_path)
+            if self.link_path.is_symlink() or self.link_path.exists():
+                if not self.link_path.is_symlink():
+                    raise FileExistsError(f"{self.link_path} exists and is not a symlink")
+                self.link_path.unlink()
+            self.link_path.symlink_to(self.path)
+
+    # -- baud -------------------------------------------------------------
+    def host_baud(self) -> int:
+        """The baud the host has set on its end of the pty."""
+        try:
+            attrs = termios.tcgetattr(self._slave)
+        except termios.error:
+            return self.baud
+        return _SPEEDS.get(attrs[5], 0)
+
+    def set_baud(self, baud: int) -> None:
+        """The device switches its UART to ``baud`` (e.g. after SETUART)."""
+        self.baud = baud
+        self.transcript.note(f"device baud {baud}")
+
+    @property
+    def byte_time(self) -> float:
+        return 10.0 / self.baud
+
+    # -- power / interruption -----------------------------------------------
+    def interrupt(self) -> None:
+        """Make the device thread's blocked read or write raise :class:`LinkDown`."""
+        self._down.set()
+        os.write(self._wake_w, b"x")
+
+    def resume(self) -> None:
+        """Accept device I/O again after :meth:`interrupt`; drops host input sent meanwhile."""
+        while True:
+            try:
+                if not os.read(self._wake_r, 4096):
+                    break
+            except BlockingIOError:
+                break
+        self.discard_input()
+        self._down.clear()
+
+    def discard_input(self) -> None:
+        with self._lock:
+            self._rx.clear()
+        while True:
+            try:
+                if not os.read(self._master, 65536):
+                    break
+            except (BlockingIOError, OSError):
+                break
+
+    def _check(self) -> None:
+        if self._down.is_set() or self._closed:
+            raise LinkDown()
+
+    # -- faults -------------------------------------------------------------
+    def _apply_faults(self, data: bytes, direction: str) -> bytes:
+        f = self.faults
+        if not f.active or not f.applies(direction):
+            return data
+        out = bytearray()
+        rng = self._rng
+        for b in data:
+            if direction == "tx" and f.silent_after is not None:
+                if self._tx_count >= f.silent_after:
+                    continue
+                self._tx_count += 1
+            if self._burst_left:
+                self._burst_left -= 1
+                continue
+            if f.burst_rate and rng.random() < f.burst_rate:
+                self._burst_left = f.burst_len - 1
+                continue
+            if f.drop_rate and rng.random() < f.drop_rate:
+                continue
+            if f.bit_error_rate:
+                for bit in range(8):
+                    if rng.random() < f.bit_error_rate:
+                        b ^= 1 << bit
+            out.append(b)
+        return bytes(out)
+
+    def silent(self) -> bool:
+        f = self.faults
+        return f.silent_after is not None and self._tx_count >= f.silent_after
+
+    # -- host -> device -------------------------------------------------------
+    def _fill(self, timeout: float | None) -> bool:
+        """Wait for host bytes; True if some were added to the buffer."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._check()
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            r, _, _ = select.select([self._master, self._wake_r], [], [], wait)
+            self._check()
+            if self._master in r:
+                try:
+                    raw = os.read(self._master, 65536)
+                except BlockingIOError:
+                    raw = b""
+                except OSError as e:  # EIO: no slave open (cannot happen while we hold one)
+                    if e.errno != errno.EIO:
+                        raise
+                    raw = b""
+                if raw:
+                    data = resample(raw, self.host_baud() or self.baud, self.baud)
+                    if self.silent():
+                        data = b""
+                    data = self._apply_faults(data, "rx")
+                    if self.realtime:
+                        now = time.monotonic()
+                        self._rx_free_at = max(self._rx_free_at, now) + len(raw) * self.byte_time
+                        self._sleep_until(self._rx_free_at)
+                    if data:
+                        self.transcript.add("host", data)
+                        with self._lock:
+                            self._rx += data
+                        return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+
+    def read(self, n: int = 1, timeout: float | None = None) -> bytes:
+        """Up to ``n`` bytes from the host; waits up to ``timeout`` (None: forever)
+        for the first one. Returns b"" on timeout. Raises :class:`LinkDown`."""
+        with self._lock:
+            if self._rx:
+                out = bytes(self._rx[:n])
+                del self._rx[:n]
+                return out
+        if not self._fill(timeout):
+            return b""
+        with self._lock:
+            out = bytes(self._rx[:n])
+            del self._rx[:n]
+            return out
+
+    def read_exact(self, n: int, timeout: float | None = None) -> bytes:
+        """Exactly ``n`` bytes, or fewer if ``timeout`` passes between bytes."""
+        out = bytearray()
+        while len(out) < n:
+            chunk = self.read(n - len(out), timeout)
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def unread(self, data: bytes) -> None:
+        """Push bytes back to be read again (a parser that looked ahead)."""
+        with self._lock:
+            self._rx[:0] = data
+
+    def input_waiting(self) -> int:
+        with self._lock:
+            if self._rx:
+                return len(self._rx)
+        r, _, _ = select.select([self._master], [], [], 0)
+        return 1 if r else 0
+
+    # -- device -> host -------------------------------------------------------
+    def pending_to_host(self) -> int:
+        """Bytes the device sent that the host has not read yet."""
+        buf = fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0")
+        return struct.unpack("i", buf)[0]
+
+    def _settled_pending(self) -> int:
+        # The pty moves written bytes to the slave asynchronously (the tty
+        # flip buffer): wait until the count stops changing.
+        last = self.pending_to_host()
+        for _ in range(20):
+            select.select([], [], [], 0.0005)
+            now = self.pending_to_host()
+            if now == last:
+                return now
+            last = now
+        return last
+
+    def write(self, data: bytes | str) -> None:
+        """Send bytes to the host (str is encoded as latin-1). Raises :class:`LinkDown`."""
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        if not data:
+            return
+        self._check()
+        self.transcript.add("dev", data)
+        out = resample(data, self.baud, self.host_baud() or self.baud)
+        out = self._apply_faults(out, "tx")
+        if self.faults.fifo is not None and self.faults.applies("tx"):
+            room = max(0, self.faults.fifo - self._settled_pending())
+            out = out[:room]
+        if self.realtime:
+            step = max(1, self.baud // 1000)  # about 10 ms of wire time per chunk
+            for i in range(0, len(out), step):
+                piece = out[i : i + step]
+                now = time.monotonic()
+                self._tx_free_at = max(self._tx_free_at, now) + len(piece) * self.byte_time
+                self._send(piece)
+                self._sleep_until(self._tx_free_at)
+        else:
+            self._send(out)
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self._check()
+            try:
+                n = os.write(self._master, view)
+                view = view[n:]
+            except BlockingIOError:
+                select.select([self._wake_r], [self._master], [], 0.5)
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until the host has read everything the device sent."""
+        deadline = time.monotonic() + timeout
+        while self.pending_to_host() and time.monotonic() < deadline:
+            self._check()
+            select.select([self._wake_r], [], [], 0.002)
+        return self.pending_to_host() == 0
+
+    def _sleep_until(self, t: float) -> None:
+        while True:
+            self._check()
+            left = t - time.monotonic()
+            if left <= 0:
+                return
+            select.select([self._wake_r], [], [], left)
+
+    # -- lifecycle -------------------------------------------------------------
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._down.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.link_path is not None and self.link_path.is_symlink():
+            self.link_path.unlink()
+
+    def __enter__(self) -> VirtualUart:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""pytest plugin of camrescue (fixtures and scenario collection)."""
