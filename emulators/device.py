@@ -47,12 +47,20 @@ class Device:
         link_path: str | os.PathLike[str] | None = None,
         faults: LinkFaults | None = None,
         transcript: Transcript | None = None,
+        initial_flash: bytes | None = None,
     ) -> None:
         self.seed = seed
         self.realtime = realtime
         self.clock = Clock(realtime)
         self.flash = NorFlash(self.flash_geometry(), flash_path, seed=seed, realtime=realtime)
-        if self.flash.fresh:
+        if initial_flash is not None:
+            if len(initial_flash) != self.flash.size:
+                raise ValueError(
+                    f"{self.board}: initial flash is {len(initial_flash)} bytes, "
+                    f"the chip holds {self.flash.size}"
+                )
+            self.flash.load(0, initial_flash)
+        elif self.flash.fresh:
             self.factory_flash(self.flash)
         self.transcript = transcript if transcript is not None else Transcript()
         self.uart = VirtualUart(
