@@ -1,0 +1,63 @@
+"""U-Boot 1.1.4's environment: flash storage with a CRC32 header, and its editing rules.
+
+Storage (common/env_flash.c, env_common.c): ``crc32`` (little-endian, zlib
+CRC of the data area) followed by ``ENV_SIZE - 4`` bytes of ``name=value\\0``
+strings ending with an extra ``\\0``. A bad CRC at power-on gives
+``*** Warning - bad CRC, using default environment`` and the defaults.
+``setenv`` of an existing variable deletes it and appends the new value at the
+end (so ``printenv`` shows it last); ``ethaddr`` cannot be overwritten once set.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+from emulators.hi3511 import profile
+
+
+@dataclass
+class Environment:
+    vars: dict[str, str] = field(default_factory=dict)
+    from_flash: bool = False
+
+    @classmethod
+    def defaults(cls) -> Environment:
+        return cls(dict(profile.DEFAULT_ENV))
+
+    @classmethod
+    def decode(cls, blob: bytes) -> Environment | None:
+        """The environment stored in ``blob``, or None when its CRC is bad."""
+        (crc,) = struct.unpack_from("<I", blob, 0)
+        data = blob[4 : profile.ENV_SIZE]
+        if zlib.crc32(data) != crc:
+            return None
+        env = cls(from_flash=True)
+        for item in data.split(b"\0"):
+            if not item:
+                break
+            name, _, value = item.partition(b"=")
+            env.vars[name.decode("latin-1")] = value.decode("latin-1")
+        return env
+
+    def encode(self) -> bytes:
+        body = b"".join(f"{k}={v}".encode("latin-1") + b"\0" for k, v in self.vars.items())
+        body += b"\0"
+        size = profile.ENV_SIZE - 4
+        if len(body) > size:
+            raise ValueError("environment overflow")
+        body += b"\0" * (size - len(body))
+        return struct.pack("<I", zlib.crc32(body)) + body
+
+    def used(self) -> int:
+        """Bytes used, as printenv reports them: the offset of the final terminator."""
+        return sum(len(k) + len(v) + 2 for k, v in self.vars.items())
+
+    def get(self, name: str) -> str | None:
+        return self.vars.get(name)
+
+    def set(self, name: str, value: str | None) -> None:
+        self.vars.pop(name, None)
+        if value is not None:
+            self.vars[name] = value

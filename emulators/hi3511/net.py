@@ -1,0 +1,321 @@
+"""U-Boot 1.1.4's network commands as the Hi3511 runs them: TFTP client, BOOTP/DHCP/RARP, ping.
+
+TFTP (net/tftp.c, REFERENCE.md): RFC 1350 with 512-byte blocks and no options
+(REFERENCE.md; the fork's RRQ carries none). Output: ``TFTP from server
+a.b.c.d; our IP address is a.b.c.d``, ``Filename '%s'.``, ``Load address:
+0x%lx``, ``Loading: *\\b``, a ``#`` on every block whose number minus one is a
+multiple of 10 and ``\\n\\t `` every 650 blocks, ``\\ndone\\n`` and ``Bytes
+transferred = %ld (%lx hex)``. A 5 s timeout prints ``T `` and resends; after
+10 timeouts ``\\nRetry count exceeded; starting again`` and the transfer starts
+over, forever, as does a server error (``\\nTFTP error: '%s' (%d)\\nStarting
+again\\n\\n``). Only Ctrl-C ends that (``\\nAbort``), unless ``netretry`` is
+``no`` (then it fails at once). The first DATA's source port becomes the
+server's transfer port; duplicate blocks are ignored.
+
+The HiSilicon fork's upload (``tftp addr file len``) is modelled as a WRQ with
+the same progress format, ``Upload address`` and ``Uploading``; no document
+shows its text, so this is an assumption.
+
+Network mapping (DESIGN.md principle 5): the device never sends to the address
+in ``serverip``. Every TFTP packet goes to the loopback endpoint the harness
+mapped for that server address (or its catch-all); with no mapping the device
+behaves like a board with no server on the wire, and times out. A mapping to a
+non-loopback address is refused when the device is built.
+
+BOOTP/DHCP/RARP and ping get no answer on the emulated wire: they print what
+U-Boot prints when nothing answers, with the timeouts shortened in fast mode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from emulators.console import Console
+from emulators.timing import Clock
+
+TIMEOUT = 5.0
+TIMEOUT_COUNT = 10
+HASHES_PER_LINE = 65
+BLOCK = 512
+
+OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR = 1, 2, 3, 4, 5
+
+
+def check_loopback(host: str) -> None:
+    if not ipaddress.ip_address(socket.gethostbyname(host)).is_loopback:
+        raise ValueError(f"emulated devices may only reach loopback addresses, not {host}")
+
+
+@dataclass
+class NetMap:
+    """Where the device's packets really go: server address -> loopback (host, port)."""
+
+    routes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    default: tuple[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        for host, _ in [*self.routes.values(), *([self.default] if self.default else [])]:
+            check_loopback(host)
+
+    def resolve(self, server_ip: str) -> tuple[str, int] | None:
+        return self.routes.get(server_ip, self.default)
+
+
+class Abort(Exception):
+    """Ctrl-C during a network operation (``\\nAbort``)."""
+
+
+class NetFail(Exception):
+    """The operation failed without retrying (netretry=no)."""
+
+
+@dataclass
+class NetSettings:
+    ipaddr: int
+    serverip: int
+    netmask: int
+    gatewayip: int
+    retry: str  # "", "no" or "once"
+
+
+def ip_to_int(text: str | None) -> int:
+    """U-Boot's string_to_ip: missing or unparsable parts count as 0."""
+    if not text:
+        return 0
+    value = 0
+    parts = text.split(".")
+    for i in range(4):
+        part = parts[i] if i < len(parts) else ""
+        digits = ""
+        for ch in part:
+            if ch.isdigit():
+                digits += ch
+            else:
+                break
+        value = (value << 8) | (int(digits) & 0xFF if digits else 0)
+    return value
+
+
+def int_to_ip(value: int) -> str:
+    return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
+
+
+class TftpClient:
+    """One ``tftp`` command: download into ``store`` or upload from ``fetch``."""
+
+    def __init__(
+        self,
+        con: Console,
+        clock: Clock,
+        netmap: NetMap,
+        settings: NetSettings,
+    ) -> None:
+        self.con = con
+        self.clock = clock
+        self.netmap = netmap
+        self.s = settings
+
+    # -- shared ---------------------------------------------------------------
+    def _header(self, verb: str, filename: str, addr: int) -> None:
+        s = self.s
+        self.con.puts(f"TFTP {verb} server {int_to_ip(s.serverip)}; our IP address is {int_to_ip(s.ipaddr)}")
+        if s.gatewayip and s.netmask and (s.ipaddr & s.netmask) != (s.serverip & s.netmask):
+            self.con.puts(f"; sending through gateway {int_to_ip(s.gatewayip)}")
+        self.con.puts("\n")
+        self.con.puts(f"Filename '{filename}'.\n")
+
+    def _hash(self, block: int) -> None:
+        if (block - 1) % 10 == 0:
+            self.con.puts("#")
+        elif block % (10 * HASHES_PER_LINE) == 0:
+            self.con.puts("\n\t ")
+
+    def _wait(self, sock: socket.socket, seconds: float) -> tuple[bytes, tuple[str, int]] | None:
+        """A datagram, or None after ``seconds`` of device time; Ctrl-C aborts."""
+        deadline = time.monotonic() + self.clock.timeout(seconds)
+        while True:
+            if self.con.ctrlc():
+                raise Abort()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([sock], [], [], min(left, 0.02))
+            if r:
+                return sock.recvfrom(65536)
+
+    def _restart(self) -> None:
+        """NetStartAgain: fail at once with netretry=no, else start over."""
+        if self.s.retry == "no":
+            raise NetFail()
+        # the Ethernet driver is halted and initialised again; a short pause
+        # stands for that so a retry loop against a missing file cannot spin
+        self.clock.sleep(0.2)
+        if not self.clock.realtime:
+            time.sleep(0.01)
+
+    # -- download -------------------------------------------------------------
+    def download(self, filename: str, addr: int, store: Callable[[int, bytes], None]) -> int:
+        """Returns the byte count; raises Abort or NetFail. Retries forever otherwise."""
+        while True:
+            result = self._download_once(filename, addr, store)
+            if result is not None:
+                return result
+            self._restart()
+
+    def _download_once(
+        self, filename: str, addr: int, store: Callable[[int, bytes], None]
+    ) -> int | None:
+        self._header("from", filename, addr)
+        self.con.puts(f"Load address: 0x{addr:x}\n")
+        self.con.puts("Loading: *\b")
+        dest = self.netmap.resolve(int_to_ip(self.s.serverip))
+        rrq = struct.pack("!H", OP_RRQ) + filename.encode("latin-1") + b"\0octet\0"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            server: tuple[str, int] | None = None
+            last_block = 0
+            size = 0
+            timeouts = 0
+            last_sent = rrq
+            last_dest = dest
+
+            def send(pkt: bytes, to: tuple[str, int] | None) -> None:
+                if to is not None:
+                    sock.sendto(pkt, to)
+
+            send(rrq, dest)
+            while True:
+                got = self._wait(sock, TIMEOUT)
+                if got is None:
+                    timeouts += 1
+                    if timeouts > TIMEOUT_COUNT:
+                        self.con.puts("\nRetry count exceeded; starting again\n")
+                        return None
+                    self.con.puts("T ")
+                    send(last_sent, last_dest)
+                    continue
+                pkt, src = got
+                if len(pkt) < 4:
+                    continue
+                (op,) = struct.unpack_from("!H", pkt)
+                if server is not None and src != server:
+                    continue
+                if op == OP_ERROR:
+                    (code,) = struct.unpack_from("!H", pkt, 2)
+                    msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
+                    self.con.puts(f"\nTFTP error: '{msg}' ({code})\nStarting again\n\n")
+                    return None
+                if op != OP_DATA:
+                    continue
+                (block,) = struct.unpack_from("!H", pkt, 2)
+                data = pkt[4:]
+                self._hash(block)
+                if server is None:
+                    server = src
+                    if block != 1:
+                        self.con.puts(
+                            f"\nTFTP error: First block is not block 1 ({block})\nStarting again\n\n"
+                        )
+                        return None
+                if block == last_block:
+                    continue  # same block again: ignore it
+                last_block = block
+                timeouts = 0
+                offset = (block - 1) * BLOCK
+                store(addr + offset, data)
+                size = max(size, offset + len(data))
+                last_sent = struct.pack("!HH", OP_ACK, block)
+                last_dest = server
+                send(last_sent, server)
+                if len(data) < BLOCK:
+                    self.con.puts("\ndone\n")
+                    return size
+
+    # -- upload ---------------------------------------------------------------
+    def upload(self, filename: str, addr: int, length: int, fetch: Callable[[int, int], bytes]) -> int:
+        while True:
+            result = self._upload_once(filename, addr, length, fetch)
+            if result is not None:
+                return result
+            self._restart()
+
+    def _upload_once(
+        self, filename: str, addr: int, length: int, fetch: Callable[[int, int], bytes]
+    ) -> int | None:
+        self._header("to", filename, addr)
+        self.con.puts(f"Upload address: 0x{addr:x}\n")
+        self.con.puts("Uploading: *\b")
+        dest = self.netmap.resolve(int_to_ip(self.s.serverip))
+        wrq = struct.pack("!H", OP_WRQ) + filename.encode("latin-1") + b"\0octet\0"
+        nblocks = length // BLOCK + 1  # a final short (possibly empty) block ends it
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            server: tuple[str, int] | None = None
+            block = 0
+            timeouts = 0
+            last_sent, last_dest = wrq, dest
+            if dest is not None:
+                sock.sendto(wrq, dest)
+            while True:
+                got = self._wait(sock, TIMEOUT)
+                if got is None:
+                    timeouts += 1
+                    if timeouts > TIMEOUT_COUNT:
+                        self.con.puts("\nRetry count exceeded; starting again\n")
+                        return None
+                    self.con.puts("T ")
+                    if last_dest is not None:
+                        sock.sendto(last_sent, last_dest)
+                    continue
+                pkt, src = got
+                if len(pkt) < 4 or (server is not None and src != server):
+                    continue
+                op, num = struct.unpack_from("!HH", pkt)
+                if op == OP_ERROR:
+                    msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
+                    self.con.puts(f"\nTFTP error: '{msg}' ({num})\nStarting again\n\n")
+                    return None
+                if op != OP_ACK or num != block:
+                    continue
+                if server is None:
+                    server = src
+                timeouts = 0
+                if block == nblocks:
+                    self.con.puts("\ndone\n")
+                    return length
+                block += 1
+                off = (block - 1) * BLOCK
+                data = fetch(addr + off, min(BLOCK, length - off)) if off < length else b""
+                self._hash(block)
+                last_sent, last_dest = struct.pack("!HH", OP_DATA, block) + data, server
+                sock.sendto(last_sent, server)
+
+
+def wait_for_ctrlc(con: Console, seconds: float) -> None:
+    """Spend ``seconds`` waiting on the line; Ctrl-C raises Abort, other keys are eaten
+    (U-Boot's ctrlc() consumes what it reads)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if con.uart.read(1, timeout=left) == b"\x03":
+            raise Abort()
+
+
+def broadcast_forever(con: Console, clock: Clock, name: str, retry: str) -> None:
+    """BOOTP/DHCP/RARP with nobody answering: ``%s broadcast %d`` every timeout,
+    then ``Retry count exceeded; starting again`` and over again, until Ctrl-C."""
+    while True:
+        for attempt in range(1, TIMEOUT_COUNT + 1):
+            con.puts(f"{name} broadcast {attempt}\n")
+            wait_for_ctrlc(con, clock.timeout(TIMEOUT, fast=0.02))
+        con.puts("\nRetry count exceeded; starting again\n")
+        if retry == "no":
+            raise NetFail()
