@@ -19,9 +19,10 @@ Modelled behaviour and its limits:
 * Faults (seeded, deterministic): bit errors at a rate, dropped bytes, lost
   bursts (as USB adapters without flow control lose data), an overrun FIFO
   that drops output the host has not read yet, and a line that goes silent.
-* The pty is put in raw mode at creation; a pty's initial speed is the
-  kernel default (38400), like a freshly plugged adapter that is not at
-  115200 either: a host must set its baud, as with real hardware.
+* The pty is put in raw mode at the device's baud at creation, like an
+  adapter already configured with ``stty``: output the device prints before
+  the host opens the port is not garbled by the kernel's default speed. A
+  host that then opens at another baud gets garbage, as on real hardware.
 * When the device closes the link, the master closes: a host reading with
   pyserial gets ``SerialException`` at once, unread bytes are lost and the
   ``/dev/pts/N`` path disappears (REFERENCE.md).
@@ -155,6 +156,7 @@ class VirtualUart:
         self._rng = random.Random(seed)
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
+        self._set_pty_speed(baud)
         self.path = os.ttyname(self._slave)
         os.set_blocking(self._master, False)
         self._wake_r, self._wake_w = os.pipe()
@@ -177,6 +179,14 @@ class VirtualUart:
             self.link_path.symlink_to(self.path)
 
     # -- baud -------------------------------------------------------------
+    def _set_pty_speed(self, baud: int) -> None:
+        code = {v: k for k, v in _SPEEDS.items()}.get(baud)
+        if code is None:
+            return
+        attrs = termios.tcgetattr(self._slave)
+        attrs[4] = attrs[5] = code
+        termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
+
     def host_baud(self) -> int:
         """The baud the host has set on its end of the pty."""
         try:

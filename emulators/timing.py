@@ -20,7 +20,7 @@ from emulators.serial import VirtualUart
 @dataclass
 class Clock:
     realtime: bool = False
-    fast_grace: float = 0.25
+    fast_grace: float = 0.5
     fast_absent: float = 0.5
 
     def sleep(self, seconds: float) -> None:

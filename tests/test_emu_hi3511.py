@@ -1,0 +1,413 @@
+"""The emulated Hi3511, driven over its pty like a person with picocom (seed 000)."""
+
+from __future__ import annotations
+
+import re
+from contextlib import closing
+import shutil
+import socket
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import Term, attach
+from emulators.hi3511 import Hi3511Device
+from harness.firmware.hi3511 import root_image, vendor_flash
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_031bf1944ef4fc76.txt"
+if not SEED.exists():  # a fresh clone keeps shared/ beside it
+    SEED = Path(__file__).resolve().parents[1].parent / "shared" / "seeds" / SEED.name
+PROMPT = "hilinux # "
+ROOT = 0x34200000
+
+
+@pytest.fixture(scope="module")
+def vendor_a() -> bytes:
+    return vendor_flash("A")
+
+
+@pytest.fixture
+def board(vendor_a, tftp_server):
+    root, port = tftp_server
+    dev = Hi3511Device(initial_flash=vendor_a, tftp_server=("127.0.0.1", port))
+    try:
+        term = attach(dev)
+        yield dev, term, root
+        term.close()
+        assert dev.crash is None, dev.crash_text
+    finally:
+        dev.close()
+
+
+def seed_text() -> str:
+    if not SEED.exists():
+        pytest.skip(f"seed document not found at {SEED}")
+    return SEED.read_text()
+
+
+# -- power-on -------------------------------------------------------------------
+
+
+def test_banner_and_autoboot_interrupt_are_byte_exact(vendor_a):
+    with closing(Hi3511Device(initial_flash=vendor_a)) as dev:
+        term = attach(dev, interrupt=None)
+        head = term.read_until(r"autoboot: ")
+        term.write(b"x")
+        rest = term.read_until(PROMPT)
+        text = seed_text()
+        start = text.index("U-Boot 1.1.4 (Apr")
+        seed_lines = text[start : text.index("Hit any key", start)].splitlines()
+        expect = "\r\n".join(seed_lines[:6]) + "\r\n"
+        expect += "*** Warning - bad CRC, using default environment\r\n\r\n"
+        expect += "\r\n".join(seed_lines[6:]) + "\r\nHit any key to stop autoboot: "
+        assert head.decode() == expect
+        assert rest == b" 1 \x08\x08\x08 0 \r\nhilinux # "
+        assert term.cmd("") == ""  # nothing to repeat
+        term.close()
+
+
+def test_no_key_boots_linux_and_mounts_root(vendor_a):
+    with closing(Hi3511Device(initial_flash=vendor_a)) as dev:
+        term = attach(dev, interrupt=None)
+        out = term.read_until(r"\r\n# ", timeout=20).decode("latin-1")
+        assert "## Booting image at 34100000 ..." in out
+        assert "   Verifying Checksum ... OK\r\nOK\r\n\r\nStarting kernel ...\r\n\r\n" in out
+        assert "Kernel command line: mem=72M console=ttyAMA0,115200 root=1f01" in out
+        assert "VFS: Mounted root (jffs2 filesystem)." in out
+        assert "CRC failed" not in out
+        ls = term.cmd("ls /etc", prompt="# ")
+        assert "passwd" in ls
+        assert dev.last_scan is not None and dev.last_scan.mounted
+        assert term.cmd("cat /etc/version", prompt="# ").strip() != ""
+        mtd = term.cmd("cat /proc/mtd", prompt="# ")
+        assert 'mtd1: 00d00000 00020000 "rootfs"' in mtd
+
+
+def test_help_listing_matches_the_seed(board):
+    _, term, _ = board
+    text = seed_text()
+    block = text[text.index("hilinux # help") : text.index("Of those")]
+    expected = [ln for ln in block.splitlines()[1:] if ln.strip()]
+    got = term.cmd("help").splitlines()
+    assert got == expected
+
+
+# -- line editor and parser -----------------------------------------------------------
+
+
+def test_line_editing_backspace_ctrl_c_and_overflow(board):
+    _, term, _ = board
+    term.write("verz\x08sion\r")
+    out = term.read_until(PROMPT).decode()
+    assert out.startswith("verz\x08 \x08sion\r\n\r\nU-Boot 1.1.4")
+    term.write("md 0\x03")
+    assert term.read_until(PROMPT).decode() == "md 0<INTERRUPT>\r\nhilinux # "
+    term.write("x" * 300)
+    out = term.read_until(b"\x07").decode()
+    assert out.count("x") == 254
+    term.write("\x03")
+    term.read_until(PROMPT)
+
+
+def test_semicolons_variables_quotes_and_prefixes(board):
+    _, term, _ = board
+    assert term.cmd("setenv a hello; echo ${a} $(a) world") == "hello hello world\r\n"
+    assert term.cmd("echo 'x;y' \\$a") == "x;y $a\r\n"
+    assert term.cmd("printe a") == "a=hello\r\n"
+    assert term.cmd("p a") == "Unknown command 'p' - try 'help'\r\n"
+    assert term.cmd("frobnicate") == "Unknown command 'frobnicate' - try 'help'\r\n"
+    assert term.cmd("version 1") == "Usage:\r\nversion - print monitor version\r\n\r\n"
+
+
+def test_md_repeats_on_empty_line_and_md_b_w(board):
+    dev, term, _ = board
+    first = term.cmd("md 0x34100000 4")
+    assert first.startswith("34100000: 56190527 ")
+    nxt = term.cmd("")
+    assert nxt.startswith("34100010: ")
+    raw = dev.flash.read(0x100000, 16)
+    line = term.cmd("md.b 0x34100000 10")
+    assert line == "34100000: " + " ".join(f"{b:02x}" for b in raw) + "    " + "".join(
+        chr(b) if 0x20 <= b <= 0x7E else "." for b in raw
+    ) + "\r\n"
+    assert term.cmd("md.w 0x34100000 2").startswith("34100000: 0527 5619    ")
+
+
+def test_mw_cmp_crc32_and_base(board):
+    _, term, _ = board
+    assert term.cmd("mw.l 0xe1000000 0x12345678 4") == ""
+    assert term.cmd("md.l 0xe1000000 2").startswith("e1000000: 12345678 12345678")
+    assert term.cmd("cmp.l 0xe1000000 0xe1000004 3") == "Total of 3 words were the same\r\n"
+    crc = zlib.crc32(bytes.fromhex("78563412" * 2))
+    assert term.cmd("crc32 0xe1000000 8") == f"CRC32 for e1000000 ... e1000007 ==> {crc:08x}\r\n"
+    assert term.cmd("base 0xe1000000") == "Base Address: 0xe1000000\r\n"
+    assert term.cmd("md.l 0 1").startswith("e1000000: 12345678")
+    term.cmd("base 0")
+
+
+def test_cmp_reports_the_first_difference(board):
+    _, term, _ = board
+    term.cmd("mw.b 0xe2000000 0x11 8")
+    term.cmd("mw.b 0xe2000100 0x11 8")
+    term.cmd("mw.b 0xe2000105 0xaa")
+    assert term.cmd("cmp.b 0xe2000000 0xe2000100 8") == (
+        "byte at 0xe2000005 (0x11) != byte at 0xe2000105 (0xaa)\r\n"
+        "Total of 5 bytes were the same\r\n"
+    )
+
+
+# -- flash commands --------------------------------------------------------------------
+
+
+def test_flinfo_marks_monitor_and_env_read_only(board):
+    _, term, _ = board
+    out = term.cmd("flinfo")
+    assert out.startswith("\r\nBank # 1: CFI conformant FLASH (16 x 16)  Size: 16 MB in 128 Sectors\r\n")
+    assert "\r\n    34000000 (RO) 34020000 (RO) 34040000 (RO) 34060000 (RO) 34080000 (RO)\r\n" in out
+    assert "    340A0000      340C0000      340E0000      34100000      34120000     \r\n" in out
+
+
+def test_erase_messages(board):
+    dev, term, _ = board
+    assert term.cmd("erase 0x34200000 +0x40000") == "\r\n.. done\r\nErased 2 sectors\r\n"
+    assert dev.flash.read(0x200000, 0x40000) == b"\xff" * 0x40000
+    assert term.cmd("erase 0x34200000 +0x1") == "\r\n. done\r\nErased 1 sectors\r\n"
+    assert term.cmd("erase 0x34000000 0x340BFFFF") == (
+        "- Warning: 5 protected sectors will not be erased!\r\n. done\r\nErased 6 sectors\r\n"
+    )
+    assert term.cmd("erase 0x34200004 0x3421FFFF") == "Error: start address not on sector boundary\r\n"
+    assert term.cmd("erase 0x34200000 0x34200FFF") == "Error: end address not on sector boundary\r\n"
+    assert term.cmd("erase 0x34FE0000 +0x40000") == (
+        "Error: end address (0x3501ffff) not in flash!\r\nBad address format\r\n"
+    )
+    assert term.cmd("erase 0x10000000 0x1001FFFF") == (
+        "Error: start and/or end address not on sector boundary\r\n"
+    )
+    assert term.cmd("erase zz 0x1") == "Bad address format\r\n"
+    assert term.cmd("erase 0x34300000 0x34200000").startswith("Usage:\r\nerase   - erase FLASH memory")
+
+
+def test_protect_on_off(board):
+    dev, term, _ = board
+    assert term.cmd("protect off 0x34000000 +0xa0000") == "Un-Protected 5 sectors\r\n"
+    assert term.cmd("protect on 0x34200000 0x3423FFFF") == "Protected 2 sectors\r\n"
+    assert dev.flash.is_protected(16) and not dev.flash.is_protected(0)
+    assert term.cmd("erase 0x34200000 +0x20000") == (
+        "- Warning: 1 protected sectors will not be erased!\r\n done\r\nErased 1 sectors\r\n"
+    )
+
+
+def test_cp_to_flash_needs_an_erased_target(board):
+    dev, term, _ = board
+    term.cmd("mw.l 0xe1000000 0x00ff00ff 0x40")
+    assert term.cmd("cp.b 0xe1000000 0x34200000 0x100") == "Copy to Flash... Flash not Erased\r\n"
+    assert term.cmd("erase 0x34200000 +0x20000").endswith("Erased 1 sectors\r\n")
+    assert term.cmd("cp.b 0xe1000000 0x34200000 0x100") == "Copy to Flash... done\r\n"
+    assert dev.flash.read(0x200000, 0x100) == bytes.fromhex("ff00ff00") * 0x40
+    assert term.cmd("cp.b 0xe1000000 0x34000000 0x10") == (
+        "Copy to Flash... Can't write to protected Flash sectors\r\n"
+    )
+    assert term.cmd("cp 0xe1000000 0xe1001000 0") == "Zero length ???\r\n"
+
+
+def test_saveenv_survives_power_cycle(vendor_a):
+    with closing(Hi3511Device(initial_flash=vendor_a)) as dev:
+        term = attach(dev)
+        assert term.cmd("setenv ethaddr 11:22:33:44:55:66") == 'Can\'t overwrite "ethaddr"\r\n'
+        term.cmd("setenv serverip 10.0.0.2")
+        assert term.cmd("saveenv") == (
+            "Saving Environment to Flash...\r\nUn-Protected 1 sectors\r\nErasing Flash...\r\n"
+            ". done\r\nErased 1 sectors\r\nWriting to Flash... done\r\nProtected 1 sectors\r\n"
+        )
+        dev.power_cycle()
+        out = term.read_until("autoboot").decode()
+        assert "bad CRC" not in out
+        term.write(" ")
+        term.read_until(PROMPT)
+        assert term.cmd("printenv serverip") == "serverip=10.0.0.2\r\n"
+        assert term.cmd("printenv nosuch") == '## Error: "nosuch" not defined\r\n'
+        term.close()
+
+
+# -- tftp -----------------------------------------------------------------------------------
+
+
+def test_tftp_download_to_ram_sets_filesize(board):
+    dev, term, root = board
+    data = bytes(range(256)) * 41 + b"tail"  # 10500 bytes: 21 blocks
+    (root / "blob.bin").write_bytes(data)
+    out = term.cmd("tftp 0xe1000000 blob.bin")
+    assert out == (
+        "TFTP from server 192.168.1.1; our IP address is 192.168.1.10\r\n"
+        "Filename 'blob.bin'.\r\nLoad address: 0xe1000000\r\n"
+        "Loading: *\x08###\r\ndone\r\nBytes transferred = 10500 (2904 hex)\r\n"
+    )
+    assert term.cmd("printenv filesize fileaddr") == "filesize=2904\r\nfileaddr=E1000000\r\n"
+    crc = zlib.crc32(data)
+    assert term.cmd("crc32 0xe1000000 0x2904").endswith(f"==> {crc:08x}\r\n")
+
+
+def test_tftp_upload_sends_the_flash_range(board):
+    dev, term, root = board
+    out = term.cmd("tftp 0x34100000 backup.bin 0x20000")
+    assert "Bytes transferred = 131072 (20000 hex)" in out
+    assert (root / "backup.bin").read_bytes() == dev.flash.read(0x100000, 0x20000)
+
+
+def test_tftp_missing_file_retries_until_ctrl_c(board):
+    _, term, _ = board
+    term.write("tftp 0xe1000000 nosuch.bin\r")
+    term.read_until(r"TFTP error: 'File not found' \(1\)\r\nStarting again\r\n\r\n")
+    term.read_until("TFTP from server")  # it starts again by itself
+    term.write("\x03")
+    out = term.read_until(PROMPT).decode()
+    assert "\r\nAbort\r\n" in out
+
+
+def test_tftp_with_no_server_times_out(vendor_a):
+    with closing(Hi3511Device(initial_flash=vendor_a, tftp_server=None)) as dev:
+        term = attach(dev)
+        term.write("tftp 0xe1000000 x.bin\r")
+        out = term.read_until("Retry count exceeded; starting again\r\n").decode()
+        assert "Loading: *\x08T T T T T T T T T T \r\nRetry" in out
+        term.write("\x03")
+        term.read_until(PROMPT)
+        term.cmd("setenv serverip")
+        assert term.cmd("tftp 0xe1000000 x.bin") == "*** ERROR: `serverip' not set\r\n"
+        term.close()
+
+
+def test_net_map_never_targets_a_real_address():
+    with pytest.raises(ValueError, match="loopback"):
+        Hi3511Device(tftp_server=("192.168.1.100", 69))
+
+
+def test_bootp_and_ping_without_answer(board):
+    _, term, _ = board
+    assert term.cmd("ping 192.168.1.1") == "ping failed; host 192.168.1.1 is not alive\r\n"
+    term.write("dhcp\r")
+    term.read_until("BOOTP broadcast 2\r\n")
+    term.write("\x03")
+    assert "Abort" in term.read_until(PROMPT).decode()
+
+
+def test_bootm_bad_magic_returns_to_prompt(board):
+    _, term, _ = board
+    assert term.cmd("bootm 0x34200000") == "## Booting image at 34200000 ...\r\nBad Magic Number\r\n"
+
+
+# -- the seed's crossgrade: with and without erase --------------------------------------------
+
+CRC_LINE = re.compile(
+    r"jffs2_scan_(dirent|inode)_node\(\): (?:Node )?CRC failed on node at 0x([0-9a-f]{8}): "
+    r"Read 0x([0-9a-f]{8}), calculated 0x([0-9a-f]{8})"
+)
+
+
+def _boot(term: Term) -> str:
+    term.write("bootm 0x34100000\r")
+    return term.read_until(r"(\r\n# |Kernel panic[^\n]*\n)", timeout=30).decode("latin-1")
+
+
+def test_flashing_without_erase_gives_the_seeds_crc_errors(board):
+    dev, term, root = board
+    b = root_image("B")
+    (root / "instar.jffs2").write_bytes(b)
+    out = term.cmd("tftp 0x34200000 instar.jffs2", timeout=30)
+    assert f"Bytes transferred = {len(b)} ({len(b):x} hex)" in out
+    rootfs_sectors = range(16, 16 + 0xD00000 // 0x20000)
+    assert sum(dev.flash.stats.lost_bits[s] for s in rootfs_sectors) > 0
+    log = _boot(term)
+    hits = CRC_LINE.findall(log)
+    assert len(hits) >= 5
+    flash = dev.flash.read(0x200000, len(b))
+    for kind, off, read, calc in hits[:20]:
+        o = int(off, 16)
+        # dirent: node_crc at 32 over bytes 0..31; inode: node_crc at 64 over bytes 0..59
+        crc_at, covered = (32, 32) if kind == "dirent" else (64, 60)
+        assert flash[o : o + 2] == b"\x85\x19"
+        stored = int.from_bytes(flash[o + crc_at : o + crc_at + 4], "little")
+        assert int(read, 16) == stored
+        expect = zlib.crc32(flash[o : o + covered], 0xFFFFFFFF) ^ 0xFFFFFFFF
+        assert int(calc, 16) == expect
+        assert stored != expect
+
+
+def test_flashing_with_erase_boots_clean_with_the_new_files(board):
+    dev, term, root = board
+    b = root_image("B")
+    (root / "instar.jffs2").write_bytes(b)
+    assert term.cmd("erase 0x34200000 +0xd00000") == (
+        "\r\n" + "." * 104 + " done\r\nErased 104 sectors\r\n"
+    )
+    term.cmd("tftp 0x34200000 instar.jffs2", timeout=30)
+    assert dev.flash.read(0x200000, len(b)) == b
+    log = _boot(term)
+    assert "CRC failed" not in log
+    assert "VFS: Mounted root (jffs2 filesystem)." in log
+    version = term.cmd("cat /etc/version", prompt="# ")
+    assert "B12SE_V60" in version
+    assert dev.last_scan is not None and dev.last_scan.crc_errors == 0
+
+
+def test_reset_and_power_cycle_keep_flash_lose_ram(board):
+    dev, term, _ = board
+    term.cmd("mw.l 0xe1000000 0xcafef00d")
+    term.cmd("erase 0x34E00000 +0x20000")
+    term.write("reset\r")
+    term.read_until("autoboot")
+    term.write(" ")
+    term.read_until(PROMPT)
+    assert not term.cmd("md.l 0xe1000000 1").startswith("e1000000: cafef00d")
+    assert dev.flash.read(0xE00000, 0x20000) == b"\xff" * 0x20000
+
+
+# -- robustness ------------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(min_size=1, max_size=400))
+def test_noise_on_the_console_never_crashes_it(board, noise):
+    dev, term, _ = board
+    term.write(noise.replace(b"\r", b"").replace(b"\n", b""))
+    term.write(b"\x03")
+    term.read_until(PROMPT, timeout=10)
+    term.buf = b""
+    assert term.cmd("echo alive") == "alive\r\n"
+    assert dev.crash is None
+
+
+@pytest.mark.interop
+@pytest.mark.skipif(shutil.which("in.tftpd") is None, reason="tftpd-hpa (in.tftpd) is not installed")
+def test_tftp_against_tftpd_hpa(vendor_a, tmp_path):
+    root = tmp_path / "srv"
+    root.mkdir()
+    data = bytes(range(256)) * 20
+    (root / "hpa.bin").write_bytes(data)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen(
+        ["in.tftpd", "--foreground", "--listen", "--address", f"127.0.0.1:{port}",
+         "--secure", "--user", "root", str(root)],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        time.sleep(0.3)
+        if proc.poll() is not None:
+            pytest.skip(f"in.tftpd did not start: {proc.stderr.read().decode()[:200]}")
+        with closing(Hi3511Device(initial_flash=vendor_a, tftp_server=("127.0.0.1", port))) as dev:
+            term = attach(dev)
+            out = term.cmd("tftp 0xe1000000 hpa.bin")
+            assert "Bytes transferred = 5120 (1400 hex)" in out
+            assert term.cmd("crc32 0xe1000000 0x1400").endswith(f"==> {zlib.crc32(data):08x}\r\n")
+            term.close()
+    finally:
+        proc.terminate()
+        proc.wait(5)
