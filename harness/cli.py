@@ -113,9 +113,9 @@ def run_emulate(args: argparse.Namespace) -> int:
         kw["initial_flash"] = initial
     if args.board == "hi3511":
         kw["tftp_server"] = args.tftp_server
-    for name in ("boot_pins",):
-        if hasattr(args, name):
-            kw[name] = getattr(args, name)
+    mod = importlib.import_module(module)
+    if hasattr(mod, "emulate_kwargs"):
+        kw.update(mod.emulate_kwargs(args))
     server = None
     if getattr(args, "tftp_root", None) is not None:
         from harness.tftpd import TftpServer
