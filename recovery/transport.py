@@ -204,8 +204,15 @@ class Port:
 
     # -- transcript and lifecycle -------------------------------------------------
     def transcript_text(self) -> str:
-        lines = []
+        """One line per run of bytes in one direction (timestamp of its first byte)."""
+        merged: list[TranscriptEntry] = []
         for e in self.log:
+            if merged and merged[-1].direction == e.direction:
+                merged[-1] = TranscriptEntry(merged[-1].t, e.direction, merged[-1].data + e.data)
+            else:
+                merged.append(e)
+        lines = []
+        for e in merged:
             shown = e.data.decode("latin-1").encode("unicode_escape").decode("ascii")
             lines.append(f"{e.t:10.6f} {e.direction:>3} {shown}")
         return "\n".join(lines) + ("\n" if lines else "")
