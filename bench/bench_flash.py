@@ -26,4 +26,6 @@ def main() -> None:
     whole = t2 - t0
     print(f"erase 16 MiB: {t1 - t0:.3f} s; program 16 MiB in one call: {t2 - t1:.3f} s")
     print(f"erase + program whole chip: {whole:.3f} s = {whole / TARGET:.2f} x the 0.2 s target")
-    print(f"erase + program in 512-byte blocks: {t3 - t2:.3f} s ({(16 << 20) / (t3 - t2) / 1e6:.0f} MB/s)")
+    print(
+        f"erase + program in 512-byte blocks: {t3 - t2:.3f} s ({(16 << 20) / (t3 - t2) / 1e6:.0f} MB/s)"
+    )

@@ -38,9 +38,12 @@ def main() -> None:
         # a 13 MiB JFFS2-sized payload: the vendor root padded with real nodes' worth of data
         payload = flash[0x200000 : 0x200000 + ROOT_SIZE]
         (root / "root.bin").write_bytes(payload)
-        with TftpServer(root) as server, closing(
-            Hi3511Device(initial_flash=flash, tftp_server=("127.0.0.1", server.port))
-        ) as dev:
+        with (
+            TftpServer(root) as server,
+            closing(
+                Hi3511Device(initial_flash=flash, tftp_server=("127.0.0.1", server.port))
+            ) as dev,
+        ):
             ser = serial.Serial(dev.path, 115200, timeout=0.05)
             dev.power_on()
             _until(ser, b"autoboot")
@@ -58,8 +61,10 @@ def main() -> None:
             t3 = time.perf_counter()
             ser.close()
     total = t3 - t0
-    print(f"erase 13 MiB: {t1 - t0:.2f} s; TFTP 13 MiB into flash: {t2 - t1:.2f} s "
-          f"({ROOT_SIZE / (t2 - t1) / 1e6:.1f} MB/s); boot + JFFS2 scan: {t3 - t2:.2f} s")
+    print(
+        f"erase 13 MiB: {t1 - t0:.2f} s; TFTP 13 MiB into flash: {t2 - t1:.2f} s "
+        f"({ROOT_SIZE / (t2 - t1) / 1e6:.1f} MB/s); boot + JFFS2 scan: {t3 - t2:.2f} s"
+    )
     print(f"total {total:.2f} s = {total / 5.0:.2f} x the 5 s target")
 
     gc.collect()
@@ -78,6 +83,8 @@ def main() -> None:
     for d in devs:
         d.close()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"memory per running device (Python heap): {used / 2**20:.1f} MiB = "
-          f"{used / (40 << 20):.2f} x the 40 MiB target (flash is a 16 MiB mapping on top); "
-          f"start-up {start * 1000:.0f} ms; process peak RSS {rss:.0f} MiB; pid {os.getpid()}")
+    print(
+        f"memory per running device (Python heap): {used / 2**20:.1f} MiB = "
+        f"{used / (40 << 20):.2f} x the 40 MiB target (flash is a 16 MiB mapping on top); "
+        f"start-up {start * 1000:.0f} ms; process peak RSS {rss:.0f} MiB; pid {os.getpid()}"
+    )

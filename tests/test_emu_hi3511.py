@@ -132,9 +132,14 @@ def test_md_repeats_on_empty_line_and_md_b_w(board):
     assert nxt.startswith("34100010: ")
     raw = dev.flash.read(0x100000, 16)
     line = term.cmd("md.b 0x34100000 10")
-    assert line == "34100000: " + " ".join(f"{b:02x}" for b in raw) + "    " + "".join(
-        chr(b) if 0x20 <= b <= 0x7E else "." for b in raw
-    ) + "\r\n"
+    assert (
+        line
+        == "34100000: "
+        + " ".join(f"{b:02x}" for b in raw)
+        + "    "
+        + "".join(chr(b) if 0x20 <= b <= 0x7E else "." for b in raw)
+        + "\r\n"
+    )
     assert term.cmd("md.w 0x34100000 2").startswith("34100000: 0527 5619    ")
 
 
@@ -167,8 +172,12 @@ def test_cmp_reports_the_first_difference(board):
 def test_flinfo_marks_monitor_and_env_read_only(board):
     _, term, _ = board
     out = term.cmd("flinfo")
-    assert out.startswith("\r\nBank # 1: CFI conformant FLASH (16 x 16)  Size: 16 MB in 128 Sectors\r\n")
-    assert "\r\n    34000000 (RO) 34020000 (RO) 34040000 (RO) 34060000 (RO) 34080000 (RO)\r\n" in out
+    assert out.startswith(
+        "\r\nBank # 1: CFI conformant FLASH (16 x 16)  Size: 16 MB in 128 Sectors\r\n"
+    )
+    assert (
+        "\r\n    34000000 (RO) 34020000 (RO) 34040000 (RO) 34060000 (RO) 34080000 (RO)\r\n" in out
+    )
     assert "    340A0000      340C0000      340E0000      34100000      34120000     \r\n" in out
 
 
@@ -180,8 +189,12 @@ def test_erase_messages(board):
     assert term.cmd("erase 0x34000000 0x340BFFFF") == (
         "- Warning: 5 protected sectors will not be erased!\r\n. done\r\nErased 6 sectors\r\n"
     )
-    assert term.cmd("erase 0x34200004 0x3421FFFF") == "Error: start address not on sector boundary\r\n"
-    assert term.cmd("erase 0x34200000 0x34200FFF") == "Error: end address not on sector boundary\r\n"
+    assert (
+        term.cmd("erase 0x34200004 0x3421FFFF") == "Error: start address not on sector boundary\r\n"
+    )
+    assert (
+        term.cmd("erase 0x34200000 0x34200FFF") == "Error: end address not on sector boundary\r\n"
+    )
     assert term.cmd("erase 0x34FE0000 +0x40000") == (
         "Error: end address (0x3501ffff) not in flash!\r\nBad address format\r\n"
     )
@@ -189,7 +202,9 @@ def test_erase_messages(board):
         "Error: start and/or end address not on sector boundary\r\n"
     )
     assert term.cmd("erase zz 0x1") == "Bad address format\r\n"
-    assert term.cmd("erase 0x34300000 0x34200000").startswith("Usage:\r\nerase   - erase FLASH memory")
+    assert term.cmd("erase 0x34300000 0x34200000").startswith(
+        "Usage:\r\nerase   - erase FLASH memory"
+    )
 
 
 def test_protect_on_off(board):
@@ -298,7 +313,9 @@ def test_bootp_and_ping_without_answer(board):
 
 def test_bootm_bad_magic_returns_to_prompt(board):
     _, term, _ = board
-    assert term.cmd("bootm 0x34200000") == "## Booting image at 34200000 ...\r\nBad Magic Number\r\n"
+    assert (
+        term.cmd("bootm 0x34200000") == "## Booting image at 34200000 ...\r\nBad Magic Number\r\n"
+    )
 
 
 # -- the seed's crossgrade: with and without erase --------------------------------------------
@@ -370,7 +387,9 @@ def test_reset_and_power_cycle_keep_flash_lose_ram(board):
 # -- robustness ------------------------------------------------------------------------------
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(min_size=1, max_size=400))
 def test_noise_on_the_console_never_crashes_it(board, noise):
     dev, term, _ = board
@@ -383,7 +402,9 @@ def test_noise_on_the_console_never_crashes_it(board, noise):
 
 
 @pytest.mark.interop
-@pytest.mark.skipif(shutil.which("in.tftpd") is None, reason="tftpd-hpa (in.tftpd) is not installed")
+@pytest.mark.skipif(
+    shutil.which("in.tftpd") is None, reason="tftpd-hpa (in.tftpd) is not installed"
+)
 def test_tftp_against_tftpd_hpa(vendor_a, tmp_path):
     root = tmp_path / "srv"
     root.mkdir()
@@ -394,8 +415,17 @@ def test_tftp_against_tftpd_hpa(vendor_a, tmp_path):
     port = s.getsockname()[1]
     s.close()
     proc = subprocess.Popen(
-        ["in.tftpd", "--foreground", "--listen", "--address", f"127.0.0.1:{port}",
-         "--secure", "--user", "root", str(root)],
+        [
+            "in.tftpd",
+            "--foreground",
+            "--listen",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--secure",
+            "--user",
+            "root",
+            str(root),
+        ],
         stderr=subprocess.PIPE,
     )
     try:

@@ -161,9 +161,7 @@ def test_wrong_size_file_is_refused(tmp_path):
 
 # -- properties ------------------------------------------------------------------
 
-ops = st.lists(
-    st.tuples(st.integers(0, 0x3FFF), st.binary(min_size=1, max_size=300)), max_size=8
-)
+ops = st.lists(st.tuples(st.integers(0, 0x3FFF), st.binary(min_size=1, max_size=300)), max_size=8)
 
 
 @settings(max_examples=60, deadline=None)

@@ -235,27 +235,45 @@ def do_flinfo(ub: UBoot, argv: list[str], flag: int) -> int:
 
 
 COMMANDS = [
-    Command("erase", 3, True, do_erase, "erase   - erase FLASH memory\n",
-            "start end\n    - erase FLASH from addr 'start' to addr 'end'\n"
-            "erase start +len\n    - erase FLASH from addr 'start' to the end of sect "
-            "w/addr 'start'+'len'-1\n"
-            "erase N:SF[-SL]\n    - erase sectors SF-SL in FLASH bank # N\n"
-            "erase bank N\n    - erase FLASH bank # N\n"
-            "erase all\n    - erase all FLASH banks\n"),
-    Command("protect", 4, True, do_protect, "protect - enable or disable FLASH write protection\n",
-            "on  start end\n    - protect FLASH from addr 'start' to addr 'end'\n"
-            "protect on start +len\n    - protect FLASH from addr 'start' to end of sect "
-            "w/addr 'start'+'len'-1\n"
-            "protect on  N:SF[-SL]\n    - protect sectors SF-SL in FLASH bank # N\n"
-            "protect on  bank N\n    - protect FLASH bank # N\n"
-            "protect on  all\n    - protect all FLASH banks\n"
-            "protect off start end\n    - make FLASH from addr 'start' to addr 'end' writable\n"
-            "protect off start +len\n    - make FLASH from addr 'start' to end of sect "
-            "w/addr 'start'+'len'-1 wrtable\n"
-            "protect off N:SF[-SL]\n    - make sectors SF-SL writable in FLASH bank # N\n"
-            "protect off bank N\n    - make FLASH bank # N writable\n"
-            "protect off all\n    - make all FLASH banks writable\n"),
-    Command("flinfo", 2, True, do_flinfo, "flinfo  - print FLASH memory information\n",
-            "\n    - print information for all FLASH memory banks\n"
-            "flinfo N\n    - print information for FLASH memory bank # N\n"),
+    Command(
+        "erase",
+        3,
+        True,
+        do_erase,
+        "erase   - erase FLASH memory\n",
+        "start end\n    - erase FLASH from addr 'start' to addr 'end'\n"
+        "erase start +len\n    - erase FLASH from addr 'start' to the end of sect "
+        "w/addr 'start'+'len'-1\n"
+        "erase N:SF[-SL]\n    - erase sectors SF-SL in FLASH bank # N\n"
+        "erase bank N\n    - erase FLASH bank # N\n"
+        "erase all\n    - erase all FLASH banks\n",
+    ),
+    Command(
+        "protect",
+        4,
+        True,
+        do_protect,
+        "protect - enable or disable FLASH write protection\n",
+        "on  start end\n    - protect FLASH from addr 'start' to addr 'end'\n"
+        "protect on start +len\n    - protect FLASH from addr 'start' to end of sect "
+        "w/addr 'start'+'len'-1\n"
+        "protect on  N:SF[-SL]\n    - protect sectors SF-SL in FLASH bank # N\n"
+        "protect on  bank N\n    - protect FLASH bank # N\n"
+        "protect on  all\n    - protect all FLASH banks\n"
+        "protect off start end\n    - make FLASH from addr 'start' to addr 'end' writable\n"
+        "protect off start +len\n    - make FLASH from addr 'start' to end of sect "
+        "w/addr 'start'+'len'-1 wrtable\n"
+        "protect off N:SF[-SL]\n    - make sectors SF-SL writable in FLASH bank # N\n"
+        "protect off bank N\n    - make FLASH bank # N writable\n"
+        "protect off all\n    - make all FLASH banks writable\n",
+    ),
+    Command(
+        "flinfo",
+        2,
+        True,
+        do_flinfo,
+        "flinfo  - print FLASH memory information\n",
+        "\n    - print information for all FLASH memory banks\n"
+        "flinfo N\n    - print information for FLASH memory bank # N\n",
+    ),
 ]

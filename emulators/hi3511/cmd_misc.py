@@ -197,35 +197,82 @@ def do_bootm(ub: UBoot, argv: list[str], flag: int) -> int:
 
 
 COMMANDS = [
-    Command("help", 16, True, do_help, "help    - print online help\n",
-            "[command ...]\n    - show help information (for 'command')\n"
-            "'help' prints online help for the monitor commands.\n\n"
-            "Without arguments, it prints a short usage message for all commands.\n\n"
-            "To get detailed help information for specific commands you can type\n"
-            "'help' with one or more command names as arguments.\n"),
+    Command(
+        "help",
+        16,
+        True,
+        do_help,
+        "help    - print online help\n",
+        "[command ...]\n    - show help information (for 'command')\n"
+        "'help' prints online help for the monitor commands.\n\n"
+        "Without arguments, it prints a short usage message for all commands.\n\n"
+        "To get detailed help information for specific commands you can type\n"
+        "'help' with one or more command names as arguments.\n",
+    ),
     Command("?", 16, True, do_help, "?       - alias for 'help'\n", ""),
-    Command("echo", 16, False, do_echo, "echo    - echo args to console\n",
-            "[args..]\n    - echo args to console; \\c suppresses newline\n"),
+    Command(
+        "echo",
+        16,
+        False,
+        do_echo,
+        "echo    - echo args to console\n",
+        "[args..]\n    - echo args to console; \\c suppresses newline\n",
+    ),
     Command("version", 1, True, do_version, "version - print monitor version\n", "\n"),
     Command("bdinfo", 1, True, do_bdinfo, "bdinfo  - print Board Info structure\n", "\n"),
-    Command("printenv", 16, True, do_printenv, "printenv- print environment variables\n",
-            "\n    - print values of all environment variables\n"
-            "printenv name ...\n    - print value of environment variable 'name'\n"),
-    Command("setenv", 16, False, do_setenv, "setenv  - set environment variables\n",
-            "name value ...\n    - set environment variable 'name' to 'value ...'\n"
-            "setenv name\n    - delete environment variable 'name'\n"),
-    Command("saveenv", 1, False, do_saveenv,
-            "saveenv - save environment variables to persistent storage\n", "\n"),
+    Command(
+        "printenv",
+        16,
+        True,
+        do_printenv,
+        "printenv- print environment variables\n",
+        "\n    - print values of all environment variables\n"
+        "printenv name ...\n    - print value of environment variable 'name'\n",
+    ),
+    Command(
+        "setenv",
+        16,
+        False,
+        do_setenv,
+        "setenv  - set environment variables\n",
+        "name value ...\n    - set environment variable 'name' to 'value ...'\n"
+        "setenv name\n    - delete environment variable 'name'\n",
+    ),
+    Command(
+        "saveenv",
+        1,
+        False,
+        do_saveenv,
+        "saveenv - save environment variables to persistent storage\n",
+        "\n",
+    ),
     Command("reset", 1, False, do_reset, "reset   - Perform RESET of the CPU\n", "\n"),
-    Command("go", 16, True, do_go, "go      - start application at address 'addr'\n",
-            "addr [arg ...]\n    - start application at address 'addr'\n"
-            "      passing 'arg' as arguments\n"),
-    Command("loadb", 3, False, do_loadb,
-            "loadb   - load binary file over serial line (kermit mode)\n",
-            "[ off ] [ baud ]\n    - load binary file over serial line with offset 'off' "
-            "and baudrate 'baud'\n"),
-    Command("bootm", 16, True, do_bootm, "bootm   - boot application image from memory\n",
-            "[addr [arg ...]]\n    - boot application image stored in memory\n"
-            "\tpassing arguments 'arg ...'; when booting a Linux kernel,\n"
-            "\t'arg' can be the address of an initrd image\n"),
+    Command(
+        "go",
+        16,
+        True,
+        do_go,
+        "go      - start application at address 'addr'\n",
+        "addr [arg ...]\n    - start application at address 'addr'\n"
+        "      passing 'arg' as arguments\n",
+    ),
+    Command(
+        "loadb",
+        3,
+        False,
+        do_loadb,
+        "loadb   - load binary file over serial line (kermit mode)\n",
+        "[ off ] [ baud ]\n    - load binary file over serial line with offset 'off' "
+        "and baudrate 'baud'\n",
+    ),
+    Command(
+        "bootm",
+        16,
+        True,
+        do_bootm,
+        "bootm   - boot application image from memory\n",
+        "[addr [arg ...]]\n    - boot application image stored in memory\n"
+        "\tpassing arguments 'arg ...'; when booting a Linux kernel,\n"
+        "\t'arg' can be the address of an initrd image\n",
+    ),
 ]

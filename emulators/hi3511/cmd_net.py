@@ -135,16 +135,40 @@ def do_ping(ub: UBoot, argv: list[str], flag: int) -> int:
 
 
 COMMANDS = [
-    Command("tftp", 4, True, do_tftp, "tftp    - download or upload image via network using TFTP protocol\n",
-            "address filename [length]\n    - download filename to address; with length,\n"
-            "      upload length bytes from address to the server as filename\n"),
-    Command("bootp", 3, True, do_bootp, "bootp   - boot image via network using BootP/TFTP protocol\n",
-            "[loadAddress] [bootfilename]\n"),
-    Command("dhcp", 3, True, do_dhcp, "dhcp    - invoke DHCP client to obtain IP/boot params\n", "\n"),
-    Command("rarpboot", 3, True, do_rarpboot,
-            "rarpboot- boot image via network using RARP/TFTP protocol\n",
-            "[loadAddress] [bootfilename]\n"),
-    Command("ping", 2, True, do_ping, "ping    - send ICMP ECHO_REQUEST to network host\n",
-            "pingAddress\n"),
+    Command(
+        "tftp",
+        4,
+        True,
+        do_tftp,
+        "tftp    - download or upload image via network using TFTP protocol\n",
+        "address filename [length]\n    - download filename to address; with length,\n"
+        "      upload length bytes from address to the server as filename\n",
+    ),
+    Command(
+        "bootp",
+        3,
+        True,
+        do_bootp,
+        "bootp   - boot image via network using BootP/TFTP protocol\n",
+        "[loadAddress] [bootfilename]\n",
+    ),
+    Command(
+        "dhcp", 3, True, do_dhcp, "dhcp    - invoke DHCP client to obtain IP/boot params\n", "\n"
+    ),
+    Command(
+        "rarpboot",
+        3,
+        True,
+        do_rarpboot,
+        "rarpboot- boot image via network using RARP/TFTP protocol\n",
+        "[loadAddress] [bootfilename]\n",
+    ),
+    Command(
+        "ping",
+        2,
+        True,
+        do_ping,
+        "ping    - send ICMP ECHO_REQUEST to network host\n",
+        "pingAddress\n",
+    ),
 ]
-

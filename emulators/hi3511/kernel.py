@@ -206,7 +206,9 @@ class Linux:
         self.con.puts("Linux hisilicon 2.6.14 #1 Wed Mar 18 20:44:35 CST 2009 armv5tejl unknown\n")
 
     def sh_mount(self, argv: list[str]) -> None:
-        self.con.puts("rootfs on / type rootfs (rw)\n/dev/root on / type jffs2 (rw)\nproc on /proc type proc (rw)\n")
+        self.con.puts(
+            "rootfs on / type rootfs (rw)\n/dev/root on / type jffs2 (rw)\nproc on /proc type proc (rw)\n"
+        )
 
     def sh_reboot(self, argv: list[str]) -> None:
         self.con.puts("Restarting system.\n")
