@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from contextlib import closing
 import shutil
 import socket
 import subprocess
 import time
 import zlib
+from contextlib import closing
 from pathlib import Path
 
 import pytest
