@@ -1,0 +1,287 @@
+"""Builders of XRadio flash images for the XR872 (board XF16) and, as the wrong
+image of the seed's story, the XR809.
+
+Harness-side and independent: it shares no code with ``emulators/xr872`` or
+``recovery/xr872``. Facts (shared/REFERENCE.md and the public XRadio SDKs'
+``include/image/image.h`` and ``image.cfg`` files):
+
+* An image is a chain of sections. Each starts with a 64-byte little-endian
+  header (``section_header_t``): magic 0x48495741 (``AWIH``), version,
+  header_chksum u16, data_chksum u16, data_size, load_addr, entry, body_len,
+  attribute, next_addr, id, priv[6]. ``next_addr`` is the flash offset of the
+  next section header, 0xFFFFFFFF on the last one.
+* Checksums are checksum16 (sum of little-endian u16 words, odd byte alone,
+  16-bit wrap): a valid header sums to 0xFFFF including ``header_chksum``;
+  ``data_chksum`` is chosen so checksum16(body) + data_chksum == 0xFFFF.
+* XR872 layout (skylark SDK ``project/image_cfg/image.cfg``): boot at 0 K
+  (load 0x00268000, entry 0x00268101), app at 32 K (0x00201000/0x00201101),
+  app_xip at 80 K (attr 0x2, no load address), wlan_bl 980 K, wlan_fw 990 K,
+  wlan_sdd 1015 K.
+* XR809 layout (XR809 SDK ``image.cfg``): boot at 0 K (0x00067000/0x00067101),
+  app at 32 K (0x00010000/0x00010101), app_xip 153 K, net 233 K
+  (load 0x60000000), net_ap 455 K, wlan_bl 707 K, wlan_fw 710 K, wlan_sdd 838 K.
+
+The system-info area (MAC address, AP name) follows the emulator's documented
+contract (docs/xr872-emulator.md); its layout is restated in
+:func:`sysinfo_blob`'s docstring.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from dataclasses import dataclass, replace
+
+FLASH_SIZE = 0x100000
+SECTOR = 0x1000
+AWIH_MAGIC = 0x48495741
+HEADER_SIZE = 64
+NO_ADDR = 0xFFFFFFFF
+IMAGE_VERSION = 3  # "0.3" in image.cfg
+
+BOOT_ID = 0xA5FF5A00
+APP_ID = 0xA5FE5A01
+APP_XIP_ID = 0xA5FD5A02
+NET_ID = 0xA5FC5A03
+NET_AP_ID = 0xA5FB5A04
+WLAN_BL_ID = 0xA5FA5A05
+WLAN_FW_ID = 0xA5F95A06
+WLAN_SDD_ID = 0xA5F85A07
+
+_HDR = struct.Struct("<IIHHIIIIIII6I")
+
+
+def checksum16(data: bytes) -> int:
+    total = 0
+    n = len(data) & ~1
+    for (w,) in struct.iter_unpack("<H", data[:n]):
+        total += w
+    if len(data) & 1:
+        total += data[-1]
+    return total & 0xFFFF
+
+
+@dataclass(frozen=True)
+class SectionSpec:
+    """One section to place: where it goes in flash and what it holds."""
+
+    name: str
+    id: int
+    offset: int
+    load_addr: int
+    entry: int
+    body: bytes
+    attribute: int = 0x1
+    priv: tuple[int, ...] = (0, 0, 0, 0, 0, 0)
+
+
+def section_header(spec: SectionSpec, next_addr: int, version: int = IMAGE_VERSION) -> bytes:
+    """The 64-byte header of ``spec`` with both checksums filled in."""
+    data_cs = (0xFFFF - checksum16(spec.body)) & 0xFFFF
+    fields = [
+        AWIH_MAGIC,
+        version,
+        0,
+        data_cs,
+        len(spec.body),
+        spec.load_addr,
+        spec.entry,
+        len(spec.body),
+        spec.attribute,
+        next_addr,
+        spec.id,
+        *spec.priv,
+    ]
+    raw = _HDR.pack(*fields)
+    fields[2] = (0xFFFF - checksum16(raw)) & 0xFFFF
+    return _HDR.pack(*fields)
+
+
+def _body(rng: random.Random, size: int, text: bytes) -> bytes:
+    """A body: an ARM-looking vector table, some text, then seeded bytes."""
+    head = struct.pack("<II", 0x0027FFF0, 0x00000101) + text
+    rest = size - len(head)
+    return head + rng.randbytes(max(0, rest))
+
+
+def xr872_sections(seed: int = 0, *, app_size: int = 40_000, xip_size: int = 120_000) -> list:
+    """The sections of a realistic XR872 camera firmware (sizes scaled down)."""
+    rng = random.Random(f"xr872-{seed}")
+    k = 1024
+    return [
+        SectionSpec(
+            "boot", BOOT_ID, 0, 0x00268000, 0x00268101,
+            _body(rng, 11_500, b"XRADIO skylark boot 0.3 (XR872)\0"),
+        ),
+        SectionSpec(
+            "app", APP_ID, 32 * k, 0x00201000, 0x00201101,
+            _body(rng, app_size, b"XF16 camera app (XR872 skylark SDK)\0"),
+        ),
+        SectionSpec(
+            "app_xip", APP_XIP_ID, 80 * k, NO_ADDR, NO_ADDR,
+            _body(rng, xip_size, b"app_xip\0"), attribute=0x2,
+        ),
+        SectionSpec("wlan_bl", WLAN_BL_ID, 980 * k, NO_ADDR, NO_ADDR, _body(rng, 2_300, b"wlbl\0")),
+        SectionSpec("wlan_fw", WLAN_FW_ID, 990 * k, NO_ADDR, NO_ADDR, _body(rng, 24_000, b"wlfw\0")),
+        SectionSpec("wlan_sdd", WLAN_SDD_ID, 1015 * k, NO_ADDR, NO_ADDR, _body(rng, 1_900, b"sdd\0")),
+    ]  # fmt: skip
+
+
+def xr809_sections(seed: int = 0) -> list:
+    """The sections of an XR809 firmware (as OpenXR809 builds it), sizes scaled down."""
+    rng = random.Random(f"xr809-{seed}")
+    k = 1024
+    return [
+        SectionSpec("boot", BOOT_ID, 0, 0x00067000, 0x00067101, _body(rng, 10_000, b"XR809 boot\0")),
+        SectionSpec("app", APP_ID, 32 * k, 0x00010000, 0x00010101, _body(rng, 50_000, b"OpenXR809\0")),
+        SectionSpec("app_xip", APP_XIP_ID, 153 * k, NO_ADDR, NO_ADDR, _body(rng, 60_000, b"xip\0"), attribute=0x2),
+        SectionSpec("net", NET_ID, 233 * k, 0x60000000, NO_ADDR, _body(rng, 30_000, b"net\0")),
+        SectionSpec("net_ap", NET_AP_ID, 455 * k, 0x60000000, NO_ADDR, _body(rng, 30_000, b"netap\0")),
+        SectionSpec("wlan_bl", WLAN_BL_ID, 707 * k, NO_ADDR, NO_ADDR, _body(rng, 2_300, b"wlbl\0")),
+        SectionSpec("wlan_fw", WLAN_FW_ID, 710 * k, NO_ADDR, NO_ADDR, _body(rng, 24_000, b"wlfw\0")),
+        SectionSpec("wlan_sdd", WLAN_SDD_ID, 838 * k, NO_ADDR, NO_ADDR, _body(rng, 1_900, b"sdd\0")),
+    ]  # fmt: skip
+
+
+def build_image(sections: list, version: int = IMAGE_VERSION) -> bytes:
+    """An ``xr_system.img``: the sections at their offsets, 0xFF between, ending
+    with the last section's body."""
+    secs = sorted(sections, key=lambda s: s.offset)
+    end = max(s.offset + HEADER_SIZE + len(s.body) for s in secs)
+    out = bytearray(b"\xff" * end)
+    for i, s in enumerate(secs):
+        nxt = secs[i + 1].offset if i + 1 < len(secs) else NO_ADDR
+        if i + 1 < len(secs) and s.offset + HEADER_SIZE + len(s.body) > nxt:
+            raise ValueError(f"section {s.name} overlaps {secs[i + 1].name}")
+        blob = section_header(s, nxt, version) + s.body
+        out[s.offset : s.offset + len(blob)] = blob
+    return bytes(out)
+
+
+# -- system info ------------------------------------------------------------------
+# The XF16 system-info record (docs/xr872-emulator.md): the last 4 KiB sector holds one
+# 64-byte little-endian record, the rest of the sector erased.
+SYSINFO_OFFSET = 0xFF000
+SYSINFO_SIZE = 0x1000
+SYSINFO_MAGIC = b"SYSI"
+SYSINFO_RECORD = 64
+WLAN_HOSTAP = 1
+
+
+def sysinfo_blob(mac: bytes, ap_name: str, *, wlan_mode: int = WLAN_HOSTAP) -> bytes:
+    """The 4 KiB system-info sector: at 0x00 magic ``SYSI``, 0x04 version u16 = 1,
+    0x06 checksum u16 (the record's checksum16 is 0xFFFF), 0x08 MAC[6] in transmission
+    order, 0x0E wlan mode u8, 0x0F reserved, 0x10 AP name[32] NUL padded (at most 31
+    characters), 0x30 16 reserved bytes; then 0xFF to the end of the sector."""
+    if len(mac) != 6:
+        raise ValueError("a MAC address is 6 bytes")
+    name = ap_name.encode("ascii")
+    if len(name) > 31:
+        raise ValueError("the AP name is at most 31 characters")
+    rec = bytearray(SYSINFO_RECORD)
+    rec[0:4] = SYSINFO_MAGIC
+    rec[4:6] = (1).to_bytes(2, "little")
+    rec[8:14] = mac
+    rec[14] = wlan_mode
+    rec[16 : 16 + len(name)] = name
+    rec[6:8] = ((0xFFFF - checksum16(bytes(rec))) & 0xFFFF).to_bytes(2, "little")
+    return bytes(rec) + b"\xff" * (SYSINFO_SIZE - SYSINFO_RECORD)
+
+
+def default_identity(seed: int = 0) -> tuple[bytes, str]:
+    """A plausible per-unit identity: an XRadio-looking MAC and an AP name from it."""
+    rng = random.Random(f"xr872-id-{seed}")
+    mac = bytes([0xFC, 0xEE, 0x91]) + bytes(rng.getrandbits(8) for _ in range(3))
+    return mac, ap_name_for(mac)
+
+
+def ap_name_for(mac: bytes) -> str:
+    """The factory AP name: ``XF16-`` and the last two MAC bytes in upper-case hex."""
+    return "XF16-" + mac[4:].hex().upper()
+
+
+def build_flash(
+    image: bytes,
+    *,
+    mac: bytes | None = None,
+    ap_name: str | None = None,
+    sysinfo: bytes | None = None,
+    base: bytes | None = None,
+    size: int = FLASH_SIZE,
+) -> bytes:
+    """A whole flash: ``base`` (default: erased) with ``image`` at offset 0 (the
+    sectors it covers erased first) and the system-info sector."""
+    out = bytearray(base if base is not None else b"\xff" * size)
+    if len(out) != size:
+        raise ValueError(f"base is {len(out)} bytes, flash is {size}")
+    if len(image) > size:
+        raise ValueError("image larger than the flash")
+    end = -(-len(image) // SECTOR) * SECTOR
+    out[:end] = b"\xff" * end
+    out[: len(image)] = image
+    if sysinfo is None and mac is not None:
+        sysinfo = sysinfo_blob(mac, ap_name or default_identity()[1])
+    if sysinfo is not None:
+        if len(image) > SYSINFO_OFFSET:
+            raise ValueError("the image runs into the system-info area")
+        out[SYSINFO_OFFSET : SYSINFO_OFFSET + len(sysinfo)] = sysinfo
+    return bytes(out)
+
+
+def xr872_flash(seed: int = 0, *, mac: bytes | None = None, ap_name: str | None = None) -> bytes:
+    """A working XF16 camera's full 1 MiB flash."""
+    dmac, dname = default_identity(seed)
+    mac = mac if mac is not None else dmac
+    ap_name = ap_name if ap_name is not None else ap_name_for(mac)
+    return build_flash(build_image(xr872_sections(seed)), mac=mac, ap_name=ap_name)
+
+
+def bricked_flash(original: bytes, seed: int = 0) -> bytes:
+    """The seed's brick: an XR809 ``xr_system.img`` written at 0 over a working
+    XR872 flash (PhoenixMC erases and writes only what the image covers, so the
+    rest, including the system info, stays)."""
+    return build_flash(build_image(xr809_sections(seed)), base=original)
+
+
+# -- deliberately broken images --------------------------------------------------------
+CORRUPTIONS = ("magic", "header_checksum", "data_checksum", "truncate", "chain", "not_boot_first")
+
+
+def corrupt_image(image: bytes, kind: str, section_offset: int = 0) -> bytes:
+    """``image`` with one defect in the section whose header is at ``section_offset``."""
+    out = bytearray(image)
+    o = section_offset
+    if kind == "magic":
+        out[o : o + 4] = b"AWIX"
+    elif kind == "header_checksum":
+        out[o + 20] ^= 0x01  # entry low byte: the header no longer sums to 0xFFFF
+    elif kind == "data_checksum":
+        out[o + HEADER_SIZE + 100] ^= 0x80
+    elif kind == "truncate":
+        size = struct.unpack_from("<I", out, o + 12)[0]
+        return bytes(out[: o + HEADER_SIZE + size // 2])
+    elif kind == "chain":
+        _rewrite_header(out, o, next_addr=0x00200000)
+    elif kind == "not_boot_first":  # always the first section
+        _rewrite_header(out, 0, id=APP_ID)
+    else:
+        raise ValueError(f"unknown corruption {kind!r}; one of {CORRUPTIONS}")
+    return bytes(out)
+
+
+def _rewrite_header(buf: bytearray, o: int, **changes: int) -> None:
+    """Change header fields and fix the header checksum, so only the change is wrong."""
+    names = ("magic", "version", "hcs", "dcs", "data_size", "load_addr", "entry", "body_len",
+             "attribute", "next_addr", "id")  # fmt: skip
+    fields = list(_HDR.unpack_from(buf, o))
+    for k, v in changes.items():
+        fields[names.index(k)] = v
+    fields[2] = 0
+    fields[2] = (0xFFFF - checksum16(_HDR.pack(*fields))) & 0xFFFF
+    buf[o : o + HEADER_SIZE] = _HDR.pack(*fields)
+
+
+def with_sections(sections: list, **changes: object) -> list:
+    """Copy of ``sections`` with fields of the named sections replaced:
+    ``with_sections(s, app={"load_addr": 0x10000})``."""
+    return [replace(s, **changes[s.name]) if s.name in changes else s for s in sections]  # type: ignore[arg-type]
