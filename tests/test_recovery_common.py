@@ -1,0 +1,241 @@
+"""recovery.common: exit codes, errors, atomic files, progress bars, JSON results, CLI helpers."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recovery import common
+from recovery.common import (
+    EXIT_CODES,
+    BootError,
+    ConsoleError,
+    DeviceError,
+    ImageError,
+    Interrupted,
+    NetworkError,
+    Progress,
+    RecoveryError,
+    RefusedError,
+    UsageError,
+    VerifyError,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_writer,
+    exit_codes_epilog,
+    parse_host_port,
+    parse_int,
+    run_operation,
+    to_jsonable,
+)
+
+
+def test_every_error_class_has_its_own_documented_exit_code():
+    classes = [
+        UsageError,
+        ImageError,
+        ConsoleError,
+        NetworkError,
+        VerifyError,
+        DeviceError,
+        BootError,
+        RefusedError,
+        Interrupted,
+    ]
+    codes = [c.exit_code for c in classes]
+    assert len(set(codes)) == len(codes)
+    assert RecoveryError.exit_code == 1
+    epilog = exit_codes_epilog()
+    for code in [*codes, 0, 1]:
+        assert code in EXIT_CODES
+        assert f"{code:>3}  {EXIT_CODES[code]}" in epilog
+
+
+def test_describe_says_flash_state_and_what_to_do():
+    e = VerifyError("crc mismatch", flash_state="rootfs erased", hint="run restore")
+    assert e.describe() == "crc mismatch\nFlash: rootfs erased\nWhat to do: run restore"
+    assert ImageError("bad").describe() == "bad"
+
+
+def test_atomic_write_replaces_and_keeps_umask(tmp_path):
+    target = tmp_path / "sub" / "out.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
+
+
+def test_atomic_writer_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_writer(target) as f:
+        f.write(b"half of the new")
+        raise RuntimeError("disk pulled")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_write_json(tmp_path):
+    @dataclass
+    class R:
+        path: Path
+        crc: bytes
+
+    p = atomic_write_json(tmp_path / "m.json", {"r": R(Path("/x"), b"\x01\x02")})
+    assert json.loads(p.read_text()) == {"r": {"path": "/x", "crc": "0102"}}
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_file_prints_only_the_final_line():
+    out = io.StringIO()
+    with Progress("tftp rootfs", 1 << 20, stream=out) as bar:
+        for _ in range(16):
+            bar.advance(1 << 16)
+    text = out.getvalue()
+    assert text.count("\n") == 1 and "\r" not in text
+    assert text.startswith("tftp rootfs")
+    assert "100%" in text and "1.0 MiB/1.0 MiB" in text and "/s" in text
+
+
+def test_progress_on_a_terminal_redraws_and_shows_eta():
+    out = _Tty()
+    bar = Progress("erase rootfs", 104, unit="sectors", stream=out, min_interval=0)
+    bar.update(52)
+    assert out.getvalue().startswith("\rerase rootfs")
+    assert "52/104 sectors" in out.getvalue() and " 50%" in out.getvalue()
+    assert "ETA" in out.getvalue()
+    bar.close(ok=False)
+    assert out.getvalue().endswith("FAILED\x1b[K\n")
+
+
+def test_progress_disabled_prints_nothing():
+    out = _Tty()
+    with Progress("x", 10, enabled=False, stream=out) as bar:
+        bar.update(5)
+    assert out.getvalue() == ""
+
+
+@given(st.integers(min_value=0, max_value=2**40))
+def test_parse_int_reads_hex_and_decimal(n):
+    assert parse_int(hex(n)) == n
+    assert parse_int(str(n)) == n
+    assert parse_int(hex(n).upper().replace("0X", "0x")) == n
+
+
+def test_parse_int_suffixes_and_errors():
+    assert parse_int("13M") == 13 << 20
+    assert parse_int("128k") == 128 << 10
+    assert parse_int("0xd00000") == 0xD00000
+    for bad in ("", "0xZZ", "-1", "12Q"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_int(bad)
+
+
+def test_parse_host_port():
+    assert parse_host_port("127.0.0.1:6969", 69) == ("127.0.0.1", 6969)
+    assert parse_host_port("10.0.0.2", 69) == ("10.0.0.2", 69)
+    assert parse_host_port(":6969", 69) == ("0.0.0.0", 6969)
+    for bad in ("host:port", "h:70000"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_host_port(bad, 69)
+
+
+def _args(**kw):
+    return argparse.Namespace(json=kw.pop("json", True), quiet=True, **kw)
+
+
+def test_run_operation_json_success(capsys):
+    code = run_operation(_args(), "info", lambda: {"message": "fine", "crc_errors": 0})
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("\n") == 1
+    assert json.loads(out) == {
+        "ok": True,
+        "operation": "info",
+        "message": "fine",
+        "exit_code": 0,
+        "crc_errors": 0,
+    }
+
+
+def test_run_operation_error_carries_code_state_and_facts(capsys):
+    def fail():
+        raise BootError("panic", flash_state="written", facts={"crc_errors": 7})
+
+    assert run_operation(_args(), "flash", fail) == BootError.exit_code
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["ok"] is False and payload["exit_code"] == 8
+    assert payload["crc_errors"] == 7 and payload["flash_state"] == "written"
+    assert payload["error"] == "BootError"
+
+
+def test_run_operation_text_mode_errors_go_to_stderr(capsys):
+    def fail():
+        raise NetworkError("no server", hint="check serverip")
+
+    assert run_operation(_args(json=False), "backup", fail) == 5
+    cap = capsys.readouterr()
+    assert cap.out == ""
+    assert "error: no server" in cap.err and "What to do: check serverip" in cap.err
+
+
+def test_run_operation_turns_bugs_and_ctrl_c_into_codes(capsys):
+    def bug():
+        raise ZeroDivisionError("oops")
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    assert run_operation(_args(), "info", bug) == 1
+    assert "ZeroDivisionError" in json.loads(capsys.readouterr().out)["message"]
+    assert run_operation(_args(), "info", ctrl_c) == 130
+
+
+def test_to_jsonable_handles_nested_values():
+    @dataclass
+    class Inner:
+        items: tuple[int, ...]
+
+    assert to_jsonable({1: [Inner((1, 2))], "p": Path("a/b")}) == {
+        "1": [{"items": [1, 2]}],
+        "p": "a/b",
+    }
+
+
+def test_module_api_is_stable():
+    for name in (
+        "add_port_options",
+        "add_output_options",
+        "progress_enabled",
+        "print_json",
+        "say",
+        "warn",
+    ):
+        assert callable(getattr(common, name))
+    p = argparse.ArgumentParser()
+    common.add_port_options(p, baud=38400)
+    common.add_output_options(p)
+    a = p.parse_args(["--port", "/dev/ttyUSB0", "--json", "--transcript", "t.txt"])
+    assert (a.port, a.baud, a.json, a.quiet, a.transcript) == (
+        "/dev/ttyUSB0",
+        38400,
+        True,
+        False,
+        "t.txt",
+    )
+    assert common.progress_enabled(a) is False
