@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 scenarios: $(STAMP)
-	$(BIN)/camrescue scenarios run
+	$(BIN)/camrescue scenarios run -n 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q

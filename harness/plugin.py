@@ -18,13 +18,14 @@ Options: ``--scenario-report DIR`` (``report.html`` and ``results.json`` for
 the run, written by the controller when xdist is used), ``--scenario-artifacts
 DIR``, ``--scenario-engine inprocess|subprocess`` (run ``recovery.cli.main`` in
 the test process, or as ``python -c`` as a user would), ``--scenario-keep
-failed|always|never``, ``--scenario-shard I/N`` (run only every N-th scenario,
-starting at I: how several machines split the bundled set).
+failed|always|never``, ``--scenario-shard I/N`` (run only the scenarios whose
+name hashes to shard I of N: how several machines split the set without talking).
+With pytest's cache on, the longest scenarios of the last run start first.
 
 Fixtures for tests written in Python: ``lab`` (a :class:`~harness.lab.Lab` in
 ``tmp_path``), ``hi3511_device``, ``w90p745_device``, ``xr872_device`` (a
 started device at its prompt, skipped when its emulator is not there),
-``tftp_server`` (a lab TFTP server on a free loopback port serving a temporary
+``lab_tftp_server`` (a lab TFTP server on a free loopback port serving a temporary
 directory), ``firmware`` (the builders: ``firmware.build("hi3511", "vendor",
 firmware="A")`` or ``firmware.module("hi3511")``), and ``run_scenario_text``
 (load and run YAML text, returning the result).
@@ -33,7 +34,6 @@ firmware="A")`` or ``firmware.module("hi3511")``), and ``run_scenario_text``
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -80,7 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--scenario-shard",
         metavar="I/N",
         default=None,
-        help="run only the scenarios whose index modulo N is I (0-based)",
+        help="run only shard I of N (0-based; by a hash of the scenario name)",
     )
 
 
@@ -189,7 +189,16 @@ def _scenario_root(config: pytest.Config, name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"camrescue-{name}-")) / "lab"
 
 
+_DURATIONS_KEY = "camrescue/scenario-durations"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Longest scenarios first (times from the last run, when pytest's cache is on): with
+    # -n the long ones start at once instead of ending a run on one busy worker.
+    cache = getattr(config, "cache", None)
+    known: dict[str, float] = (cache.get(_DURATIONS_KEY, {}) if cache is not None else {}) or {}
+    if known:
+        items.sort(key=lambda it: -known.get(it.name, 0.0) if isinstance(it, ScenarioItem) else 0.0)
     shard = config.getoption("scenario_shard")
     if not shard:
         return
@@ -240,10 +249,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    out = config.getoption("scenario_report")
-    if not out or hasattr(config, "workerinput"):
+    if hasattr(config, "workerinput"):
         return
     results = config.stash[_RESULTS]
+    cache = getattr(config, "cache", None)
+    if cache is not None and results:
+        known = cache.get(_DURATIONS_KEY, {}) or {}
+        known.update({r.name: round(r.duration, 3) for r in results if r.outcome != "skipped"})
+        cache.set(_DURATIONS_KEY, known)
+    out = config.getoption("scenario_report")
+    if not out:
+        return
     d = Path(out)
     write_json(results, d / "results.json")
     write_html(results, d / "report.html")
@@ -283,7 +299,7 @@ xr872_device = _device_fixture("xr872")
 
 
 @pytest.fixture
-def tftp_server(tmp_path: Path) -> Iterator[labmod.LabTftpServer]:
+def lab_tftp_server(tmp_path: Path) -> Iterator[labmod.LabTftpServer]:
     """tftpy on a free 127.0.0.1 port serving ``tmp_path/"tftp"`` (``.root``, ``.port``)."""
     root = tmp_path / "tftp"
     root.mkdir()
@@ -326,7 +342,3 @@ def run_scenario_text(tmp_path: Path) -> Callable[..., ScenarioResult]:
         return run_scenario(sc, tmp_path / f"run{counter[0]}", **kw)
 
     return run
-
-
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
