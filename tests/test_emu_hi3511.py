@@ -53,21 +53,38 @@ def seed_text() -> str:
 # -- power-on -------------------------------------------------------------------
 
 
+def _seed_banner() -> list[str]:
+    text = seed_text()
+    start = text.index("U-Boot 1.1.4 (Apr")
+    return text[start : text.index("Hit any key", start)].splitlines()
+
+
 def test_banner_and_autoboot_interrupt_are_byte_exact(vendor_a):
     with closing(Hi3511Device(initial_flash=vendor_a)) as dev:
         term = attach(dev, interrupt=None)
         head = term.read_until(r"autoboot: ")
         term.write(b"x")
         rest = term.read_until(PROMPT)
-        text = seed_text()
-        start = text.index("U-Boot 1.1.4 (Apr")
-        seed_lines = text[start : text.index("Hit any key", start)].splitlines()
-        expect = "\r\n".join(seed_lines[:6]) + "\r\n"
-        expect += "*** Warning - bad CRC, using default environment\r\n\r\n"
-        expect += "\r\n".join(seed_lines[6:]) + "\r\nHit any key to stop autoboot: "
+        expect = "\r\n".join(_seed_banner()) + "\r\nHit any key to stop autoboot: "
         assert head.decode() == expect
         assert rest == b" 1 \x08\x08\x08 0 \r\nhilinux # "
         assert term.cmd("") == ""  # nothing to repeat
+        term.close()
+
+
+def test_blank_environment_sector_gives_the_bad_crc_warning():
+    flash = vendor_flash("A", env=False)
+    with closing(Hi3511Device(initial_flash=flash)) as dev:
+        term = attach(dev, interrupt=None)
+        head = term.read_until(r"autoboot: ").decode()
+        lines = _seed_banner()
+        expect = "\r\n".join(lines[:6]) + "\r\n"
+        expect += "*** Warning - bad CRC, using default environment\r\n\r\n"
+        expect += "\r\n".join(lines[6:]) + "\r\nHit any key to stop autoboot: "
+        assert head == expect
+        term.write(b" ")
+        term.read_until(PROMPT)
+        assert term.cmd("printenv bootcmd") == "bootcmd=bootm 0x34100000\r\n"
         term.close()
 
 

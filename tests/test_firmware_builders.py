@@ -44,6 +44,7 @@ from harness.firmware import (
     vendor_flash,
     vendor_pkg,
 )
+from harness.firmware.hi3511 import ENV_OFFSET, ENV_SIZE
 
 JEFFERSON = shutil.which("jefferson", path=str(Path(sys.executable).parent)) or shutil.which(
     "jefferson"
@@ -494,7 +495,12 @@ def test_uboot_blob():
 def test_vendor_flash_layout():
     flash = vendor_flash("A")
     assert len(flash) == FLASH_SIZE == 16 << 20
-    assert flash.startswith(uboot_blob()) and set(flash[0x17540:KERNEL_OFFSET]) == {0xFF}
+    assert flash.startswith(uboot_blob()) and set(flash[0x17540:ENV_OFFSET]) == {0xFF}
+    env = flash[ENV_OFFSET : ENV_OFFSET + ENV_SIZE]
+    assert int.from_bytes(env[:4], "little") == zlib.crc32(env[4:])
+    assert b"\0bootcmd=bootm 0x34100000\0" in env
+    assert set(flash[ENV_OFFSET + ENV_SIZE : KERNEL_OFFSET]) == {0xFF}
+    assert set(vendor_flash("A", env=False)[0x17540:KERNEL_OFFSET]) == {0xFF}
     hdr, kernel = parse_uimage(flash[KERNEL_OFFSET:])
     assert hdr.hcrc_ok and hdr.dcrc_ok and hdr.name == "Linux-2.6.14"
     assert (hdr.load, hdr.ep) == (0xE0008000, 0xE0008000)

@@ -21,9 +21,12 @@ Assumptions (the seed is silent on them):
   _bss_end from the banner), instruction-like words, and the strings a real image
   carries (banner, HI_VERSION, prompt, help texts, a default environment). The
   default environment inside it is decoration; nothing should parse it.
-* The U-Boot environment sector is left alone (0xFF): where it lives is decided by
-  the emulator. The settings JFFS2 uses only the first erase block of its
-  partition.
+* The factory saved U-Boot's environment (``saveenv``) in the sector at 0x080000,
+  with U-Boot 1.1.4's layout (env_flash.c): a little-endian zlib CRC32 of the
+  data area, then ``name=value\\0`` strings and an empty string, the data area
+  being CFG_ENV_SIZE (0x10000) - 4 bytes. :func:`uboot_env` writes it; pass
+  ``env=None`` to :func:`vendor_flash` for a board whose sector is blank. The
+  settings JFFS2 uses only the first erase block of its partition.
 * The root is what a user flashes: the mkfs.jffs2 output without padding, so
   everything after it up to 0xF00000 is 0xFF, as after ``erase`` + ``tftp``.
 * ``.pkg`` header: the seed says only "144 bytes (188 in older versions), then the
@@ -47,6 +50,18 @@ SECTOR = 0x20000
 N_SECTORS = FLASH_SIZE // SECTOR
 
 UBOOT_OFFSET = 0x000000
+ENV_OFFSET = 0x080000
+ENV_SIZE = 0x10000
+FACTORY_ENV = (
+    ("bootargs", None),  # filled from BOOTARGS below
+    ("bootcmd", "bootm 0x34100000"),
+    ("bootdelay", "1"),
+    ("baudrate", "115200"),
+    ("ethaddr", "00:25:07:00:00:3b"),
+    ("ipaddr", "192.168.1.10"),
+    ("serverip", "192.168.1.1"),
+    ("netmask", "255.255.255.0"),
+)
 UBOOT_AREA_SIZE = 0x100000
 KERNEL_OFFSET = 0x100000
 KERNEL_AREA_SIZE = 0x100000
@@ -192,6 +207,17 @@ def settings_image(seed: int = 0) -> bytes:
     return build_jffs2(tree, erase_size=SECTOR)
 
 
+def uboot_env(variables: dict[str, str] | None = None) -> bytes:
+    """The environment sector's first ENV_SIZE bytes as ``saveenv`` writes them."""
+    if variables is None:
+        variables = {k: (v if v is not None else BOOTARGS) for k, v in FACTORY_ENV}
+    body = b"".join(f"{k}={v}".encode("latin-1") + b"\0" for k, v in variables.items()) + b"\0"
+    if len(body) > ENV_SIZE - 4:
+        raise ValueError("environment does not fit in CFG_ENV_SIZE")
+    body += b"\0" * (ENV_SIZE - 4 - len(body))
+    return struct.pack("<I", zlib.crc32(body)) + body
+
+
 @lru_cache(maxsize=8)
 def vendor_flash(
     firmware: str = "A",
@@ -199,6 +225,7 @@ def vendor_flash(
     root_size: int = 1 << 20,
     seed: int = 0,
     kernel_size: int = DEFAULT_KERNEL_SIZE,
+    env: bool = True,
 ) -> bytes:
     """A full 16 MiB flash image as the camera leaves the factory (see module doc).
 
@@ -213,6 +240,8 @@ def vendor_flash(
         flash[offset : offset + len(data)] = data
 
     put(UBOOT_OFFSET, uboot_blob(seed))
+    if env:
+        put(ENV_OFFSET, uboot_env())
     put(KERNEL_OFFSET, build_uimage(fake_kernel(kernel_size, seed), name=KERNEL_NAME))
     put(ROOT_OFFSET, root_image(firmware, size_hint=root_size, seed=seed))
     put(SETTINGS_OFFSET, settings_image(seed))
