@@ -165,6 +165,11 @@ class TftpClient:
         if not self.clock.realtime:
             time.sleep(0.01)
 
+    def _error(self, pkt: bytes) -> None:
+        (code,) = struct.unpack_from("!H", pkt, 2)
+        msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
+        self.con.puts(f"\nTFTP error: '{msg}' ({code})\nStarting again\n\n")
+
     # -- download -------------------------------------------------------------
     def download(self, filename: str, addr: int, store: Callable[[int, bytes], None]) -> int:
         """Returns the byte count; raises Abort or NetFail. Retries forever otherwise."""
@@ -180,50 +185,26 @@ class TftpClient:
         self._header("from", filename, addr)
         self.con.puts(f"Load address: 0x{addr:x}\n")
         self.con.puts("Loading: *\b")
-        dest = self.netmap.resolve(int_to_ip(self.s.serverip))
         rrq = struct.pack("!H", OP_RRQ) + filename.encode("latin-1") + b"\0octet\0"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            server: tuple[str, int] | None = None
-            last_block = 0
-            size = 0
-            timeouts = 0
-            last_sent = rrq
-            last_dest = dest
-
-            def send(pkt: bytes, to: tuple[str, int] | None) -> None:
-                if to is not None:
-                    sock.sendto(pkt, to)
-
-            send(rrq, dest)
+        last_block = 0
+        size = 0
+        with _Exchange(self, rrq, self.netmap.resolve(int_to_ip(self.s.serverip))) as ex:
             while True:
-                got = self._wait(sock, TIMEOUT)
+                got = ex.receive()
                 if got is None:
-                    timeouts += 1
-                    if timeouts > TIMEOUT_COUNT:
-                        self.con.puts("\nRetry count exceeded; starting again\n")
-                        return None
-                    self.con.puts("T ")
-                    send(last_sent, last_dest)
-                    continue
+                    return None
                 pkt, src = got
-                if len(pkt) < 4:
-                    continue
                 (op,) = struct.unpack_from("!H", pkt)
-                if server is not None and src != server:
-                    continue
                 if op == OP_ERROR:
-                    (code,) = struct.unpack_from("!H", pkt, 2)
-                    msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
-                    self.con.puts(f"\nTFTP error: '{msg}' ({code})\nStarting again\n\n")
+                    self._error(pkt)
                     return None
                 if op != OP_DATA:
                     continue
                 (block,) = struct.unpack_from("!H", pkt, 2)
                 data = pkt[4:]
                 self._hash(block)
-                if server is None:
-                    server = src
+                if ex.server is None:
+                    ex.server = src
                     if block != 1:
                         self.con.puts(
                             f"\nTFTP error: First block is not block 1 ({block})\nStarting again\n\n"
@@ -232,14 +213,12 @@ class TftpClient:
                 if block == last_block:
                     continue  # same block again: ignore it
                 last_block = block
-                timeouts = 0
+                ex.timeouts = 0
                 offset = (block - 1) * BLOCK
                 store(addr + offset, data)
                 size = max(size, offset + len(data))
-                last_sent = struct.pack("!HH", OP_ACK, block)
-                last_dest = server
                 self.clock.sleep(PACKET_TIME)
-                send(last_sent, server)
+                ex.send(struct.pack("!HH", OP_ACK, block), ex.server)
                 if len(data) < BLOCK:
                     self.con.puts("\ndone\n")
                     return size
@@ -260,41 +239,24 @@ class TftpClient:
         self._header("to", filename, addr)
         self.con.puts(f"Upload address: 0x{addr:x}\n")
         self.con.puts("Uploading: *\b")
-        dest = self.netmap.resolve(int_to_ip(self.s.serverip))
         wrq = struct.pack("!H", OP_WRQ) + filename.encode("latin-1") + b"\0octet\0"
         nblocks = length // BLOCK + 1  # a final short (possibly empty) block ends it
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            server: tuple[str, int] | None = None
-            block = 0
-            timeouts = 0
-            last_sent, last_dest = wrq, dest
-            if dest is not None:
-                sock.sendto(wrq, dest)
+        block = 0
+        with _Exchange(self, wrq, self.netmap.resolve(int_to_ip(self.s.serverip))) as ex:
             while True:
-                got = self._wait(sock, TIMEOUT)
+                got = ex.receive()
                 if got is None:
-                    timeouts += 1
-                    if timeouts > TIMEOUT_COUNT:
-                        self.con.puts("\nRetry count exceeded; starting again\n")
-                        return None
-                    self.con.puts("T ")
-                    if last_dest is not None:
-                        sock.sendto(last_sent, last_dest)
-                    continue
+                    return None
                 pkt, src = got
-                if len(pkt) < 4 or (server is not None and src != server):
-                    continue
                 op, num = struct.unpack_from("!HH", pkt)
                 if op == OP_ERROR:
-                    msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
-                    self.con.puts(f"\nTFTP error: '{msg}' ({num})\nStarting again\n\n")
+                    self._error(pkt)
                     return None
                 if op != OP_ACK or num != block:
                     continue
-                if server is None:
-                    server = src
-                timeouts = 0
+                if ex.server is None:
+                    ex.server = src
+                ex.timeouts = 0
                 if block == nblocks:
                     self.con.puts("\ndone\n")
                     return length
@@ -302,9 +264,51 @@ class TftpClient:
                 off = (block - 1) * BLOCK
                 data = fetch(addr + off, min(BLOCK, length - off)) if off < length else b""
                 self._hash(block)
-                last_sent, last_dest = struct.pack("!HH", OP_DATA, block) + data, server
                 self.clock.sleep(PACKET_TIME)
-                sock.sendto(last_sent, server)
+                ex.send(struct.pack("!HH", OP_DATA, block) + data, ex.server)
+
+
+class _Exchange:
+    """One TFTP transfer's socket: resends the last packet on each timeout (``T ``) and
+    gives up after TIMEOUT_COUNT of them, printing U-Boot's message."""
+
+    def __init__(self, client: TftpClient, first: bytes, dest: tuple[str, int] | None) -> None:
+        self.client = client
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.server: tuple[str, int] | None = None
+        self.timeouts = 0
+        self.last: tuple[bytes, tuple[str, int] | None] = (first, dest)
+        self.send(first, dest)
+
+    def send(self, pkt: bytes, to: tuple[str, int] | None) -> None:
+        self.last = (pkt, to)
+        if to is not None:  # no mapping: the packet goes out on a wire with nobody on it
+            self.sock.sendto(pkt, to)
+
+    def receive(self) -> tuple[bytes, tuple[str, int]] | None:
+        """The next datagram of at least 4 bytes from the server, or None when the
+        retries are exhausted."""
+        while True:
+            got = self.client._wait(self.sock, TIMEOUT)
+            if got is None:
+                self.timeouts += 1
+                if self.timeouts > TIMEOUT_COUNT:
+                    self.client.con.puts("\nRetry count exceeded; starting again\n")
+                    return None
+                self.client.con.puts("T ")
+                self.send(*self.last)
+                continue
+            pkt, src = got
+            if len(pkt) < 4 or (self.server is not None and src != self.server):
+                continue
+            return pkt, src
+
+    def __enter__(self) -> _Exchange:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
 
 
 def wait_for_ctrlc(con: Console, seconds: float) -> None:
