@@ -1,0 +1,191 @@
+"""The boards the harness knows: what it needs about each, and what is installed.
+
+Boards are described by :class:`BoardSpec` entries in :data:`BOARDS` (the three
+built-in boards are registered here; tests register small boards of their own).
+Emulators, engines and firmware builders are imported lazily: a board whose
+pieces are not written yet is reported as *unavailable* with the reason, never
+as an error (:func:`check_capability`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    """The facts the harness needs about a board (the emulator owns the rest).
+
+    ``device`` is ``"module:Class"`` or the class itself. ``autoboot`` is the text
+    the board prints while it waits for a key at power-on and the key that stops
+    it; ``prompt`` is the console prompt that follows. ``partitions`` are named
+    chip-relative byte ranges ``(start, end)`` that scenarios may use. Engine
+    operations named in ``no_tftp_ops`` get no ``--tftp-bind``.
+    """
+
+    name: str
+    device: str | type
+    flash_size: int
+    engine: str | None = None
+    firmware: str | None = None
+    prompt: str | None = None
+    autoboot: tuple[str, bytes] | None = None
+    tftp: bool = False
+    partitions: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    builder_aliases: Mapping[str, str] = field(default_factory=dict)
+    no_tftp_ops: frozenset[str] = frozenset()
+    baud: int = 115200
+    engine_cli: str | Callable[[list[str]], int] = "recovery.cli:main"
+
+    def all_partitions(self) -> dict[str, tuple[int, int]]:
+        return {"all": (0, self.flash_size), **self.partitions}
+
+
+BOARDS: dict[str, BoardSpec] = {}
+
+
+def register_board(spec: BoardSpec) -> BoardSpec:
+    """Add or replace a board (tests register small boards of their own)."""
+    BOARDS[spec.name] = spec
+    return spec
+
+
+def unregister_board(name: str) -> None:
+    BOARDS.pop(name, None)
+
+
+register_board(
+    BoardSpec(
+        name="hi3511",
+        device="emulators.hi3511:Hi3511Device",
+        flash_size=16 * MiB,
+        engine="recovery.hi3511",
+        firmware="harness.firmware.hi3511",
+        prompt="hilinux # ",
+        autoboot=("Hit any key to stop autoboot", b" "),
+        tftp=True,
+        # seed 000: boot 2M (U-Boot 1M + kernel 1M) / rootfs 13M / settings 1M
+        partitions={
+            "boot": (0, 0x200000),
+            "uboot": (0, 0x100000),
+            "kernel": (0x100000, 0x200000),
+            "rootfs": (0x200000, 0xF00000),
+            "settings": (0xF00000, 0x1000000),
+            "backup": (0x100000, 0x1000000),
+        },
+        builder_aliases={"vendor": "vendor_flash"},
+        no_tftp_ops=frozenset({"info", "boot"}),
+    )
+)
+register_board(
+    BoardSpec(
+        name="w90p745",
+        device="emulators.w90p745:W90P745Device",
+        flash_size=2 * MiB,
+        engine="recovery.w90p745",
+        firmware="harness.firmware.w90p745",
+        prompt="bootloader > ",
+        autoboot=("Press ESC to enter debug mode", b"\x1b"),
+        # seed 001: loader in the first block, BOOT INFO at +0x10000, the image table
+        partitions={
+            "bootloader": (0, 0x10000),
+            "bootinfo": (0x10000, 0x20000),
+            "linux": (0x20000, 0x20000 + 0xBF700),
+            "romfs": (0xE0000, 0xE0000 + 0x8FF80),
+            "webui": (0x180000, 0x180000 + 0x6F700),
+            "images": (0x20000, 0x200000),
+        },
+        builder_aliases={"vendor": "vendor_flash"},
+    )
+)
+register_board(
+    BoardSpec(
+        name="xr872",
+        device="emulators.xr872:XR872Device",
+        flash_size=1 * MiB,
+        engine="recovery.xr872",
+        firmware="harness.firmware.xr872",
+        builder_aliases={"vendor": "vendor_flash"},
+    )
+)
+
+
+class Unavailable(Exception):
+    """A board, engine, builder or tool this run needs is not there (yet)."""
+
+
+def import_attr(ref: str) -> Any:
+    module, _, attr = ref.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as e:
+        raise Unavailable(f"cannot import {module}: {e}") from e
+    if not attr:
+        return mod
+    try:
+        return getattr(mod, attr)
+    except AttributeError:
+        raise Unavailable(f"{module} has no {attr} yet") from None
+
+
+def board_spec(board: str) -> BoardSpec:
+    try:
+        return BOARDS[board]
+    except KeyError:
+        raise Unavailable(f"unknown board {board!r} (known: {', '.join(sorted(BOARDS))})") from None
+
+
+def device_class(board: str) -> type:
+    spec = board_spec(board)
+    return spec.device if isinstance(spec.device, type) else import_attr(spec.device)
+
+
+def engine_main(board: str) -> Callable[[list[str]], int]:
+    cli = board_spec(board).engine_cli
+    return cli if callable(cli) else import_attr(cli)
+
+
+def check_capability(name: str) -> str | None:
+    """None when ``name`` is available, else why not.
+
+    Names: ``<board>`` (its emulator), ``<board>_engine`` (``recovery.<board>``
+    and ``recovery.cli``), ``<board>_firmware`` (``harness.firmware.<board>``),
+    ``tool:NAME`` (an executable on PATH), ``module:NAME`` (an importable module).
+    """
+    try:
+        if name.startswith("tool:"):
+            tool = name[5:]
+            return None if shutil.which(tool) else f"{tool} is not installed"
+        if name.startswith("module:"):
+            import_attr(name[7:])
+            return None
+        board, _, part = name.partition("_")
+        spec = board_spec(board)
+        if part == "":
+            device_class(board)
+        elif part == "engine":
+            if spec.engine is not None:
+                import_attr(spec.engine + ":register_cli")
+            engine_main(board)
+        elif part == "firmware":
+            if spec.firmware is None:
+                return f"board {board} has no firmware builders"
+            import_attr(spec.firmware)
+        else:
+            return f"unknown capability {name!r}"
+    except Unavailable as e:
+        return str(e)
+    return None
+
+
+def known_capability(name: str) -> bool:
+    if name.startswith(("tool:", "module:")):
+        return len(name.split(":", 1)[1]) > 0
+    board, _, part = name.partition("_")
+    return board in BOARDS and part in ("", "engine", "firmware")

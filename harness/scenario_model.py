@@ -1,0 +1,332 @@
+"""The scenario data model: what a loaded scenario file says, as dataclasses.
+
+:class:`Scenario` holds its devices (:class:`DeviceSpec`), files and expected
+images (:class:`ImageSpec`), steps (:class:`Step`) and final expectations
+(:class:`Expectations`: :class:`FlashCheck`, :class:`TextCheck`,
+:class:`FileCheck`). :class:`Matcher` is a value check (equality or operators such
+as ``{min: 1}``) used for exit codes, JSON results, sizes and lost bits.
+:mod:`harness.schema` builds these from YAML; nothing here reads files or runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.boards import BOARDS, check_capability
+from harness.excerpts import clip
+
+PLACEHOLDERS = ("work", "port", "tftp_port", "tftp_bind", "dir", "flash_file", "scenario", "device")
+PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+ANY_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+MATCH_OPS = ("min", "max", "contains", "not_contains", "matches", "one_of", "present", "not")
+
+
+@dataclass
+class ImageSpec:
+    """Where bytes come from: a firmware builder, a file, erased bytes or inline hex."""
+
+    kind: str  # builder | file | erased | hex | factory
+    line: int = 0
+    builder: str = ""
+    args: dict[str, Any] = field(default_factory=dict)  # nested dicts with "builder" allowed
+    file: str = ""
+    offset: int = 0
+    length: int | None = None
+    size: int | None = None
+    hex: str = ""
+
+    def describe(self) -> str:
+        if self.kind == "builder":
+            args = ", ".join(f"{k}={_short(v)}" for k, v in self.args.items())
+            return f"{self.builder}({args})"
+        if self.kind == "file":
+            part = f"[{self.offset:#x}:+{self.length:#x}]" if self.length is not None else ""
+            return f"file {self.file}{part}"
+        if self.kind == "hex":
+            return f"hex {self.hex[:16]}{'...' if len(self.hex) > 16 else ''}"
+        return self.kind
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, dict) and "builder" in v:
+        inner = ", ".join(f"{k}={_short(x)}" for k, x in v.items() if k != "builder")
+        return f"{v['builder']}({inner})"
+    return repr(v)
+
+
+@dataclass
+class DeviceSpec:
+    name: str
+    board: str
+    line: int = 0
+    seed: int = 0
+    realtime: bool = False
+    start: str = "prompt"  # prompt | boot | off
+    faults: dict[str, Any] = field(default_factory=dict)
+    network: dict[str, Any] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    tftp_server: bool = True
+    flash: ImageSpec | None = None
+
+
+@dataclass
+class Matcher:
+    """A value check: equality, or ``{min, max, contains, not_contains, matches,
+    one_of, present, not}`` operators."""
+
+    ops: dict[str, Any]
+
+    def check(self, actual: Any, present: bool = True) -> str | None:
+        """None when ``actual`` satisfies every operator, else why not."""
+        ops = self.ops
+        if "present" in ops:
+            if bool(ops["present"]) != present:
+                return "is missing" if ops["present"] else "is present"
+            if not present:
+                return None
+        if not present:
+            return "is missing"
+        if "eq" in ops and not _equal(ops["eq"], actual):
+            return f"is {actual!r}"
+        if "not" in ops and _equal(ops["not"], actual):
+            return f"is {actual!r}"
+        for op, test in (("min", lambda a, b: a >= b), ("max", lambda a, b: a <= b)):
+            if op in ops:
+                if not isinstance(actual, int | float) or isinstance(actual, bool):
+                    return f"is {actual!r}, not a number"
+                if not test(actual, ops[op]):
+                    return f"is {actual!r}"
+        if "contains" in ops:
+            for want in _as_list(ops["contains"]):
+                if not _contains(actual, want):
+                    return f"does not contain {want!r} (it is {clip(actual)})"
+        if "not_contains" in ops:
+            for bad in _as_list(ops["not_contains"]):
+                if _contains(actual, bad):
+                    return f"contains {bad!r} (it is {clip(actual)})"
+        if "matches" in ops and not re.search(ops["matches"], str(actual)):
+            return f"does not match /{ops['matches']}/ (it is {clip(actual)})"
+        if "one_of" in ops and not any(_equal(x, actual) for x in ops["one_of"]):
+            return f"is {actual!r}"
+        return None
+
+    def describe(self) -> str:
+        if list(self.ops) == ["eq"]:
+            return repr(self.ops["eq"])
+        return ", ".join(f"{k} {v!r}" for k, v in self.ops.items())
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return a == b
+
+
+def _contains(actual: Any, want: Any) -> bool:
+    if isinstance(actual, str):
+        return str(want) in actual
+    if isinstance(actual, list | tuple):
+        return any(_equal(x, want) for x in actual)
+    if isinstance(actual, dict):
+        return want in actual
+    return False
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list | tuple) else [v]
+
+
+@dataclass
+class TextCheck:
+    contains: list[str] = field(default_factory=list)
+    not_contains: list[str] = field(default_factory=list)
+    matches: list[str] = field(default_factory=list)
+    not_matches: list[str] = field(default_factory=list)
+    device: str = ""
+    line: int = 0
+
+
+@dataclass
+class Range:
+    """Chip-relative bytes ``[start, end)``; ``end`` None means "as long as the image"."""
+
+    start: int
+    end: int | None
+    label: str
+
+    def length(self, flash_size: int) -> int:
+        return (self.end if self.end is not None else flash_size) - self.start
+
+
+@dataclass
+class FlashCheck:
+    line: int
+    device: str
+    range: Range
+    kind: str  # equals | erased | unchanged | lost_bits | sha256
+    image: ImageSpec | None = None
+    rest_erased: bool = False
+    lost_bits: Matcher | None = None
+    sha256: str = ""
+
+
+@dataclass
+class FileCheck:
+    line: int
+    path: str
+    exists: bool = True
+    size: Matcher | None = None
+    equals: ImageSpec | None = None
+    equals_flash: Range | None = None
+    equals_initial_flash: Range | None = None
+    device: str = ""
+    sha256: str = ""
+
+
+@dataclass
+class Expectations:
+    flash: list[FlashCheck] = field(default_factory=list)
+    boot_log: list[TextCheck] = field(default_factory=list)
+    typed: list[TextCheck] = field(default_factory=list)
+    transcript: list[TextCheck] = field(default_factory=list)
+    files: list[FileCheck] = field(default_factory=list)
+
+
+@dataclass
+class DuringAction:
+    action: str  # power_off | power_on | power_cycle
+    after: float | None = None
+    when: str | None = None
+
+
+@dataclass
+class Step:
+    kind: str  # engine | console | power_on | power_off | power_cycle | fault | wait | tftp_server
+    line: int
+    device: str
+    title: str = ""
+    # engine
+    argv: list[str] = field(default_factory=list)
+    exit: Matcher | None = None
+    json: dict[str, Any] | None = None  # nested, leaves are Matchers
+    stdout: TextCheck | None = None
+    stderr: TextCheck | None = None
+    auto_options: bool = True
+    during: list[DuringAction] = field(default_factory=list)
+    # console
+    send: bytes = b""
+    lines: list[str] = field(default_factory=list)
+    expect: list[str] = field(default_factory=list)
+    prompt: str | None = None
+    regex: bool = False
+    reject: list[str] = field(default_factory=list)
+    baud: int | None = None
+    # power
+    then: str = "boot"
+    # fault
+    power_loss: dict[str, int] | None = None
+    link: dict[str, Any] | None = None
+    network: dict[str, Any] | None = None
+    # wait / tftp_server
+    seconds: float = 0.0
+    on: bool = True
+    timeout: float = 10.0
+
+    def summary(self) -> str:
+        if self.title:
+            return self.title
+        if self.kind == "engine":
+            return "camrescue " + " ".join(self.argv)
+        if self.kind == "console":
+            if self.lines:
+                return "type: " + " / ".join(self.lines)
+            sent = self.send.decode("latin-1")
+            s = f"send {sent!r}" if sent else ""
+            if self.expect:
+                s += (", " if s else "") + "expect " + " or ".join(repr(e) for e in self.expect)
+            return s or "console"
+        if self.kind in ("power_on", "power_cycle"):
+            return f"{self.kind.replace('_', ' ')}, then {self.then}"
+        if self.kind == "fault":
+            parts = []
+            if self.power_loss:
+                parts.append(
+                    "power loss after "
+                    + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.power_loss.items())
+                )
+            if self.link is not None:
+                parts.append(f"link faults {self.link or 'off'}")
+            if self.network is not None:
+                parts.append(f"network faults {self.network}")
+            return "; ".join(parts)
+        if self.kind == "wait":
+            return f"wait {self.seconds:g} s"
+        if self.kind == "tftp_server":
+            return f"lab TFTP server {'on' if self.on else 'off'}"
+        return self.kind.replace("_", " ")
+
+
+@dataclass
+class Scenario:
+    name: str
+    board: str
+    path: Path
+    line: int = 1
+    description: str = ""
+    markers: list[str] = field(default_factory=list)
+    requires: list[str] = field(default_factory=list)
+    timeout: float = 300.0
+    devices: dict[str, DeviceSpec] = field(default_factory=dict)
+    files: dict[str, ImageSpec] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    expect: Expectations = field(default_factory=Expectations)
+
+    @property
+    def main_device(self) -> str:
+        return next(iter(self.devices))
+
+    def requirements(self) -> list[str]:
+        """Capabilities this scenario needs: its boards' emulators, the engines of
+        its engine steps, the firmware builders it names, and ``requires``."""
+        need: list[str] = []
+
+        def add(cap: str) -> None:
+            if cap not in need:
+                need.append(cap)
+
+        for d in self.devices.values():
+            add(d.board)
+        for s in self.steps:
+            if s.kind == "engine":
+                board = (
+                    s.argv[0] if s.argv and s.argv[0] in BOARDS else self.devices[s.device].board
+                )
+                add(f"{board}_engine")
+        images: list[tuple[str, ImageSpec]] = [
+            (d.board, d.flash) for d in self.devices.values() if d.flash is not None
+        ]
+        images += [(self.board, im) for im in self.files.values()]
+        for fc in self.expect.flash:
+            if fc.image is not None:
+                images.append((self.devices[fc.device].board, fc.image))
+        for fc in self.expect.files:
+            if fc.equals is not None:
+                images.append((self.board, fc.equals))
+        for board, im in images:
+            if im.kind == "builder":
+                add(f"{board}_firmware")
+        for r in self.requires:
+            add(r)
+        return need
+
+    def missing(self) -> list[str]:
+        """Why this scenario cannot run here (empty when it can)."""
+        out = []
+        for cap in self.requirements():
+            why = check_capability(cap)
+            if why:
+                out.append(f"needs {cap}: {why}")
+        return out
