@@ -28,19 +28,22 @@ class TftpServer:
         logging.getLogger("tftpy").setLevel(logging.WARNING)
         self._server = tftpy.TftpServer(str(self.root))
         self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def _listen(self) -> None:
+        try:
+            self._server.listen(listenip=self.host, listenport=self.port, timeout=0.2)
+        except BaseException as e:  # reported by start(), not printed by the thread
+            self.error = e
 
     def start(self) -> TftpServer:
-        self._thread = threading.Thread(
-            target=self._server.listen,
-            kwargs={"listenip": self.host, "listenport": self.port, "timeout": 0.2},
-            name="tftpd",
-            daemon=True,
-        )
+        self.error = None
+        self._thread = threading.Thread(target=self._listen, name="tftpd", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 5
         while not self._server.listenport and time.monotonic() < deadline:
             if not self._thread.is_alive():
-                raise OSError(f"TFTP server could not bind {self.host}:{self.port}")
+                raise OSError(f"TFTP server could not bind {self.host}:{self.port}: {self.error}")
             time.sleep(0.005)
         self.port = self._server.listenport
         return self
