@@ -374,7 +374,11 @@ class VirtualUart:
             for i in range(0, len(out), step):
                 piece = out[i : i + step]
                 now = time.monotonic()
-                self._tx_free_at = max(self._tx_free_at, now) + len(piece) * self.byte_time
+                # While the line is still busy (we only overslept), the next byte
+                # follows the last one on the wire: no gap is added.
+                busy = now - self._tx_free_at < 0.005
+                start = self._tx_free_at if busy else now
+                self._tx_free_at = start + len(piece) * self.byte_time
                 self._send(piece)
                 self._sleep_until(self._tx_free_at)
         else:

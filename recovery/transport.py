@@ -39,7 +39,15 @@ class _SerialSpawn(SpawnBase):
     """pexpect's matcher on top of a pyserial port."""
 
     def __init__(self, port: Port, timeout: float) -> None:
-        super().__init__(timeout=timeout, maxread=65536, encoding="latin-1", codec_errors="strict")
+        # Search only new data plus the tail before it: re-scanning a long dump on
+        # every read would cost more CPU than the wire time.
+        super().__init__(
+            timeout=timeout,
+            maxread=65536,
+            searchwindowsize=4096,
+            encoding="latin-1",
+            codec_errors="strict",
+        )
         self._port = port
 
     def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> str:
