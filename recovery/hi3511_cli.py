@@ -1,0 +1,331 @@
+"""``camrescue hi3511 {info,backup,flash,restore,boot}``: options, and the text result.
+
+Turns the command line into the arguments of the operations in
+recovery/hi3511.py and runs them through :func:`recovery.common.run_operation`
+(one JSON object with ``--json``, else :func:`render` for a person; the exit
+codes of ``recovery.common.EXIT_CODES``). :func:`register_cli` is re-exported
+by recovery/hi3511.py, where recovery/cli.py looks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from recovery.common import (
+    add_output_options,
+    add_port_options,
+    exit_codes_epilog,
+    parse_host_port,
+    parse_int,
+    progress_enabled,
+    run_operation,
+)
+from recovery.hi3511 import (
+    BAUD,
+    JFFS2_REGIONS,
+    LOAD_ADDRESS,
+    REGIONS,
+    Connection,
+    NetOptions,
+    ShellQuery,
+    backup,
+    boot,
+    flash,
+    info,
+    restore,
+)
+
+
+def _conn(args: argparse.Namespace) -> Connection:
+    return Connection(
+        args.port,
+        args.baud,
+        wait=args.wait,
+        reboot=args.reboot,
+        transcript=args.transcript,
+        progress=progress_enabled(args),
+    )
+
+
+def _net(args: argparse.Namespace) -> NetOptions:
+    return NetOptions(
+        ipaddr=args.ipaddr,
+        serverip=args.serverip,
+        netmask=args.netmask,
+        tftp_bind=args.tftp_bind,
+        tftp_root=args.tftp_root,
+        server=not args.no_server,
+        load_address=args.load_address,
+    )
+
+
+def render(payload: dict[str, Any]) -> str:
+    """The result for a person (stdout without --json)."""
+    lines = [payload.get("message", "")]
+    for key in ("uboot_version", "path", "manifest", "flash_crc32", "flash_state"):
+        if payload.get(key) not in (None, ""):
+            lines.append(f"  {key}: {payload[key]}")
+    fl = payload.get("flash")
+    if isinstance(fl, dict):
+        lines.append(
+            f"  flash: {fl['size'] >> 20} MiB at {fl['base']:#x}, {fl['sectors']} sectors of "
+            f"{fl['sector_size'] >> 10} KiB, protected: {' '.join(fl['protected']) or 'none'}"
+        )
+    for part in payload.get("partitions") or []:
+        lines.append(f"  partition {part['name']}: {part['address']:#x} +{part['size']:#x}")
+    kernel = payload.get("kernel")
+    if isinstance(kernel, dict) and kernel.get("magic_ok"):
+        crc = "ok" if kernel["header_crc_ok"] else "BAD"
+        lines.append(f"  kernel: {kernel['name']}, {kernel['data_size']} bytes, header CRC {crc}")
+    env = payload.get("env") or {}
+    for key in ("ethaddr", "ipaddr", "serverip", "netmask", "bootcmd"):
+        if key in env:
+            lines.append(f"  env {key}={env[key]}")
+    if "rootfs_jffs2" in payload:
+        lines.append(f"  rootfs looks like JFFS2: {payload['rootfs_jffs2']}")
+    for key in ("mounted", "crc_errors", "panic"):
+        if key in payload and payload[key] is not None:
+            lines.append(f"  {key}: {payload[key]}")
+    for path, names in (payload.get("files") or {}).items():
+        lines.append(f"  ls {path}: {' '.join(names)}")
+    for path, text in (payload.get("cat") or {}).items():
+        lines.append(f"  cat {path}:")
+        lines += [f"    {line}" for line in text.splitlines()]
+    for step in payload.get("steps") or []:
+        lines.append(f"  step {step['name']}: {step['seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_port_options(p, baud=BAUD)
+    add_output_options(p)
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help="how long to wait for U-Boot (time to power the camera on); default 20",
+    )
+    p.add_argument(
+        "--reboot",
+        action="store_true",
+        help="if the camera runs Linux with a root shell on the console, type 'reboot' to "
+        "get back to U-Boot (instead of asking for a power cycle)",
+    )
+
+
+def _network_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("network (the camera's U-Boot TFTP client)")
+    g.add_argument("--ipaddr", help="the camera's address (default: its ipaddr variable)")
+    g.add_argument("--serverip", help="this computer's address as the camera sees it")
+    g.add_argument("--netmask", help="netmask (default: the camera's, else 255.255.255.0)")
+    g.add_argument(
+        "--tftp-bind",
+        type=lambda s: parse_host_port(s, 69),
+        default=("0.0.0.0", 69),
+        metavar="HOST:PORT",
+        help="where the embedded TFTP server listens (default 0.0.0.0:69, needs root); "
+        "127.0.0.1:6969 for the emulator",
+    )
+    g.add_argument("--tftp-root", metavar="DIR", help="directory the TFTP server serves")
+    g.add_argument(
+        "--no-server",
+        action="store_true",
+        help="use an existing TFTP server whose root is --tftp-root (uploads must be allowed)",
+    )
+    g.add_argument(
+        "--load-address",
+        type=parse_int,
+        default=LOAD_ADDRESS,
+        metavar="ADDR",
+        help=f"RAM address images are downloaded to before flashing (default {LOAD_ADDRESS:#x})",
+    )
+
+
+def _shell_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("after booting (the root shell)")
+    g.add_argument(
+        "--ls",
+        action="append",
+        metavar="DIR",
+        help="directory to list in the booted system's shell, besides / (repeatable)",
+    )
+    g.add_argument(
+        "--cat",
+        action="append",
+        metavar="FILE",
+        help="file to print (repeatable), e.g. /etc/version",
+    )
+
+
+def _shell_query(args: argparse.Namespace) -> ShellQuery:
+    return ShellQuery(tuple(dict.fromkeys(["/", *(args.ls or [])])), tuple(args.cat or []))
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``hi3511 {info,backup,flash,restore,boot}`` to an argparse subparsers object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    top = subparsers.add_parser(
+        "hi3511",
+        help="HiSilicon Hi3511 cameras (U-Boot 1.1.4): info, backup, flash, restore, boot",
+        description="Back up, crossgrade and restore a Hi3511 camera through its U-Boot console "
+        "and TFTP. See docs/hi3511.md.",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    sub = top.add_subparsers(dest="hi3511_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "info",
+        help="U-Boot version, flash, environment, partitions",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    _common(p)
+    _network_options(p)
+    p.set_defaults(func=lambda a: run_operation(a, "info", lambda: info(_conn(a)), render=render))
+
+    p = sub.add_parser(
+        "backup",
+        help="upload kernel, root and settings over TFTP, verified",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    _common(p)
+    _network_options(p)
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="backup image (a FILE.json manifest is written beside it)",
+    )
+    p.add_argument(
+        "--include-bootloader", action="store_true", help="all 16 MiB, boot loader included"
+    )
+    p.set_defaults(
+        func=lambda a: run_operation(
+            a,
+            "backup",
+            lambda: backup(_conn(a), a.out, _net(a), include_bootloader=a.include_bootloader),
+            render=render,
+        )
+    )
+
+    p = sub.add_parser(
+        "flash",
+        help="write a JFFS2 image or vendor .pkg to a partition, then boot",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    _common(p)
+    _network_options(p)
+    _shell_options(p)
+    p.add_argument("image", metavar="IMAGE", help="raw JFFS2 image or vendor .pkg")
+    p.add_argument("--partition", default="rootfs", choices=JFFS2_REGIONS)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--backup", metavar="FILE", help="an existing backup of this camera (with its manifest)"
+    )
+    g.add_argument(
+        "--no-backup", action="store_true", help="do not back up first (not recommended)"
+    )
+    g.add_argument(
+        "--backup-out",
+        metavar="FILE",
+        help="where the backup made first goes (default ./hi3511-backup-DATE.bin)",
+    )
+    p.add_argument(
+        "--skip-erase",
+        action="store_true",
+        help="reproduce the seed's mistake: tftp to flash without erase",
+    )
+    p.add_argument("--no-boot", action="store_true", help="do not boot after writing")
+    p.add_argument(
+        "--remote-name", metavar="NAME", help="file name the camera asks the TFTP server for"
+    )
+
+    def _flash(a: argparse.Namespace) -> int:
+        return run_operation(
+            a,
+            "flash",
+            lambda: flash(
+                _conn(a),
+                a.image,
+                _net(a),
+                partition=a.partition,
+                backup_file=a.backup,
+                no_backup=a.no_backup,
+                backup_out=a.backup_out,
+                skip_erase=a.skip_erase,
+                boot=not a.no_boot,
+                remote_name=a.remote_name,
+                shell=_shell_query(a),
+            ),
+            render=render,
+        )
+
+    p.set_defaults(func=_flash)
+
+    p = sub.add_parser(
+        "restore",
+        help="write a backup back (safe order), then boot",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    _common(p)
+    _network_options(p)
+    _shell_options(p)
+    p.add_argument(
+        "backup", metavar="BACKUP", help="backup image (its FILE.json manifest beside it)"
+    )
+    p.add_argument(
+        "--partition",
+        action="append",
+        choices=list(REGIONS),
+        help="restore only this range (repeatable)",
+    )
+    p.add_argument("--address", type=parse_int, help="flash address a manifest-less dump starts at")
+    p.add_argument(
+        "--include-bootloader", action="store_true", help="also restore the boot loader area"
+    )
+    p.add_argument(
+        "--confirm-bootloader", action="store_true", help="yes, rewrite the boot loader area"
+    )
+    p.add_argument("--no-boot", action="store_true", help="do not boot after writing")
+
+    def _restore(a: argparse.Namespace) -> int:
+        return run_operation(
+            a,
+            "restore",
+            lambda: restore(
+                _conn(a),
+                a.backup,
+                _net(a),
+                partitions=a.partition,
+                include_bootloader=a.include_bootloader,
+                confirm_bootloader=a.confirm_bootloader,
+                address=a.address,
+                boot=not a.no_boot,
+                shell=_shell_query(a),
+            ),
+            render=render,
+        )
+
+    p.set_defaults(func=_restore)
+
+    p = sub.add_parser(
+        "boot",
+        help="boot the kernel and report CRC errors and the mount",
+        epilog=exit_codes_epilog(),
+        formatter_class=fmt,
+    )
+    _common(p)
+    _network_options(p)
+    _shell_options(p)
+    p.set_defaults(
+        func=lambda a: run_operation(
+            a, "boot", lambda: boot(_conn(a), shell=_shell_query(a)), render=render
+        )
+    )
+    return top

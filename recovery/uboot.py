@@ -1,0 +1,534 @@
+"""The console driver for the Hi3511's U-Boot 1.1.4 (prompt ``hilinux # ``).
+
+Talks to the boot loader over a :class:`~recovery.transport.Port`: gets to its
+prompt, types checked commands and reads their output, and drives the
+long-running ones (``tftp``, ``erase``, ``cp.b``, ``bootm``) with progress and
+stall timeouts. Facts from the seed (000) and REFERENCE.md; the lines the seed
+does not show are modelled on U-Boot 1.1.4's sources.
+
+* **Attach.** At power-on it catches ``Hit any key to stop autoboot`` and sends
+  Ctrl-C (U-Boot 1.1.4's ``abortboot`` takes any key). To find a board already
+  at its prompt it pokes with Ctrl-C, not CR: U-Boot repeats the last command on
+  an empty line, and ``erase``, ``cp`` and ``tftp`` are repeatable; Ctrl-C only
+  prints ``<INTERRUPT>`` and a fresh prompt. It then syncs with a unique ``echo`` marker and waits for the marker's output
+  line followed by the prompt, so neither the typed echo nor text such as
+  crc32's ``==>`` can be taken for the prompt. When it sees Linux it asks for
+  a power cycle and keeps waiting for the boot loader until ``--wait`` runs out.
+* **Commands.** Every line is checked before it is typed (no ``;``, quotes,
+  ``$``, spaces in names; hex addresses inside the board map); the engine waits
+  for the echo of the line, then for the prompt at the start of a line.
+* **Timeouts** come from the work: bytes at the console's baud for echoes,
+  the flash's own erase timeout (``flinfo``) per sector, a worst-case word
+  program time for copies, a minimum TFTP rate per byte, and stall timeouts
+  on U-Boot's progress marks (``#`` per 10 TFTP blocks, ``.`` per erased
+  sector).
+
+The order of the operations (what is erased when) is not decided here but in
+recovery/hi3511.py; the output parsers are in recovery/uboot_parse.py.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from recovery.common import (
+    ConsoleError,
+    DeviceError,
+    NetworkError,
+    Progress,
+    UsageError,
+    VerifyError,
+)
+from recovery.hi3511_map import BAUD, KERNEL_ADDRESS, Region, check_name, in_flash
+from recovery.transport import Port, Timeout
+from recovery.uboot_parse import (
+    BootReport,
+    FlashInfo,
+    looks_like_garbage,
+    note_kernel_line,
+    parse_crc32,
+    parse_env,
+    parse_flinfo,
+    parse_md_bytes,
+)
+
+PROMPT = "hilinux # "
+PROMPT_RE = r"(?:\A|\n)hilinux # "
+AUTOBOOT_RE = r"Hit any key to stop autoboot"
+# Signs that Linux (not U-Boot) owns the console.
+LINUX_RE = r"Starting kernel|Uncompressing Linux|Linux version|VFS: |Kernel panic|BusyBox|login: "
+# A shell prompt at the start of a line: "# ", "$ " or "[root@cam /]# ".
+SHELL_RE = r"(?:\A|\n)(?:\[[^\]\r\n]*\] ?)?[#$] "
+
+CBSIZE = 256
+CP_CHUNK = 1 << 20
+
+# Rates used to derive timeouts (worst cases, not typical values).
+MIN_TFTP_RATE = 50_000  # bytes/s: a slow 10 Mbit link with 512-byte lock-step blocks
+MIN_READ_RATE = 1_000_000  # bytes/s for crc32 over NOR or RAM on an ARM9
+WORD_PROGRAM_MAX = 250e-6  # s per 16-bit word (NOR datasheets: ~10-60 us typ, 200+ max)
+SCAN_RATE = 300_000  # bytes/s of JFFS2 mount scan on the camera's CPU
+
+
+@dataclass
+class TftpResult:
+    bytes: int
+    marks: int
+    timeouts: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ShellQuery:
+    """What to look at in the booted system's root shell: ``ls`` and ``cat`` of paths."""
+
+    ls: tuple[str, ...] = ("/",)
+    cat: tuple[str, ...] = ()
+
+
+class UBoot:
+    """Talks to U-Boot 1.1.4 over a :class:`~recovery.transport.Port`."""
+
+    def __init__(
+        self,
+        port: Port,
+        *,
+        baud: int = BAUD,
+        progress: bool = False,
+        status: Callable[[str], None] | None = None,
+    ) -> None:
+        self.port = port
+        self.baud = baud
+        self.progress = progress
+        self.status = status or (lambda text: None)
+        self.flinfo: FlashInfo | None = None
+
+    # -- timing -------------------------------------------------------------------------
+    def line_time(self, nbytes: int) -> float:
+        """Seconds the console needs for ``nbytes`` (10 bits a byte for 8N1), plus slack."""
+        return 2.0 + nbytes * 10 / self.baud
+
+    # -- attaching ------------------------------------------------------------------------
+    def attach(self, wait: float, *, reboot: bool = False) -> str:
+        """Get to the prompt. Returns how: "autoboot", "prompt" or "reboot".
+
+        With ``reboot``, a Linux root shell found on the console is told to ``reboot``
+        (as good as a power cycle, without touching the camera) and the countdown of
+        the boot loader that follows is caught.
+        """
+        deadline = time.monotonic() + max(wait, 0.5)
+        patterns = [AUTOBOOT_RE, PROMPT_RE, SHELL_RE, LINUX_RE]
+        rebooted = False
+        consumed = ""
+        linux_seen = False
+        asked = False
+        # Ctrl-C is the poke: it stops the autoboot countdown (any key does), gives a fresh
+        # prompt in U-Boot without repeating the last command (an empty line would: erase,
+        # cp and tftp are repeatable in 1.1.4), and a fresh prompt in a Linux shell.
+        self.port.write(b"\x03")
+        pokes = 1
+        garbage_rounds = last_len = 0
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            slot = min(left, 0.25 if pokes < 3 else 1.0)
+            try:
+                idx = self.port.expect(patterns, timeout=slot)
+            except Timeout:
+                pending = consumed + self.port.pending_text()
+                if len(pending) > last_len and looks_like_garbage(pending[-400:]):
+                    # the line keeps answering with garbage (a noise burst at plug-in
+                    # happens once): give up early after three such rounds
+                    garbage_rounds += 1
+                    if garbage_rounds >= 3:
+                        break
+                last_len = len(pending)
+                self.port.write(b"\x03")
+                pokes += 1
+                if pokes == 4 and not asked and not linux_seen and left > 2:
+                    asked = True
+                    self.status(
+                        f"no prompt yet on {self.port.url}: power the camera on (or cycle its "
+                        f"power) now; waiting {max(0.0, deadline - time.monotonic()):.0f} s"
+                    )
+                continue
+            consumed += self.port.before + self.port.match.group(0)
+            if idx == 0:
+                self.port.write(b"\x03")
+                self.sync()
+                return "reboot" if rebooted else "autoboot"
+            if idx == 1:
+                self.sync()
+                return "prompt"
+            if idx == 2 and reboot and not rebooted:
+                rebooted = True
+                linux_seen = True
+                self.status("the camera is running Linux: typing 'reboot' in its shell")
+                self.port.sendline("reboot")
+                continue
+            if not linux_seen:
+                linux_seen = True
+                self.status(
+                    "the camera is running Linux, not U-Boot: power-cycle it now (unplug, plug "
+                    f"in); waiting {max(0.0, deadline - time.monotonic()):.0f} s for its boot loader"
+                )
+        seen = consumed + self.port.pending_text()
+        tail = seen[-300:]
+        if looks_like_garbage(seen[-400:]):
+            raise ConsoleError(
+                f"garbage on {self.port.url}: the console is probably not at {self.baud} baud",
+                flash_state="untouched",
+                hint=f"use --baud 115200 (the Hi3511 console is 115200 8N1); check GND; seen: {tail!r}",
+            )
+        if linux_seen:
+            raise ConsoleError(
+                "the camera is running Linux: the engine needs U-Boot's prompt",
+                flash_state="untouched",
+                hint="power-cycle the camera and run the command again right away (or with "
+                "--wait 30 and cycle the power while it waits): the engine stops the "
+                "autoboot countdown. With a root shell on the console, --reboot types "
+                "'reboot' instead",
+            )
+        if seen.strip():
+            raise ConsoleError(
+                f"no U-Boot prompt on {self.port.url} (the camera printed something else)",
+                flash_state="untouched",
+                hint=f"check --baud and that this is a Hi3511 camera; seen: {tail!r}",
+            )
+        raise ConsoleError(
+            f"no answer from the camera on {self.port.url} within {wait:.1f} s",
+            flash_state="untouched",
+            hint="check that the camera is powered, that TX/RX are crossed (adapter TX to "
+            "camera RX), GND is connected, and the port is right; give --wait N to have "
+            "time to power it on",
+        )
+
+    def sync(self) -> None:
+        """Be sure the next thing on the line is a fresh prompt: a unique echo marker."""
+        marker = "CRSYNC" + secrets.token_hex(4).upper()
+        line = f"echo {marker}"
+        # Ctrl-C drops whatever a person may have half typed.
+        self.port.write(b"\x03")
+        self.port.sendline(line)
+        try:
+            self.port.expect(r"(?:\A|\n)" + marker + r"\r?\n" + "hilinux # ", self.line_time(64))
+        except Timeout as t:
+            raise ConsoleError(
+                "U-Boot did not answer the sync marker",
+                hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
+            ) from None
+
+    # -- commands ------------------------------------------------------------------------
+    def _send(self, line: str) -> None:
+        if len(line) >= CBSIZE or not all(" " <= c <= "~" for c in line):
+            raise ValueError(f"refusing to type {line!r}")
+        self.port.sendline(line)
+        try:
+            self.port.expect(re.escape(line) + r"\r?\n", self.line_time(len(line) + 2))
+        except Timeout as t:
+            raise ConsoleError(
+                f"U-Boot did not echo the command {line!r}",
+                hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
+            ) from None
+
+    def command(self, line: str, timeout: float) -> str:
+        """Type ``line``, wait for the prompt; return the output (``\\n`` line ends)."""
+        self._send(line)
+        try:
+            self.port.expect(PROMPT_RE, timeout + self.line_time(0))
+        except Timeout as t:
+            raise ConsoleError(
+                f"no prompt after {line!r} within {timeout:.1f} s",
+                hint=f"seen: {t.seen[-300:]!r}",
+            ) from None
+        return self.port.before.replace("\r\n", "\n").replace("\r", "")
+
+    def version(self) -> str:
+        out = self.command("version", 5)
+        for line in out.splitlines():
+            if line.startswith("U-Boot"):
+                return line.strip()
+        return out.strip()
+
+    def printenv(self) -> dict[str, str]:
+        return parse_env(self.command("printenv", self.line_time(0x10000)))
+
+    def setenv(self, name: str, value: str) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
+            raise UsageError(f"unsafe environment value {name}={value!r}")
+        out = self.command(f"setenv {name} {value}", 5)
+        if out.strip():
+            raise DeviceError(f"setenv {name} failed: {out.strip()}")
+
+    def read_flinfo(self) -> FlashInfo:
+        self.flinfo = parse_flinfo(self.command("flinfo", self.line_time(8192)))
+        return self.flinfo
+
+    def md_bytes(self, addr: int, count: int) -> bytes:
+        out = self.command(f"md.b {addr:#x} {count:#x}", self.line_time(count * 5))
+        data = parse_md_bytes(out, addr)
+        if len(data) != count:
+            raise DeviceError(f"md.b {addr:#x} {count:#x} printed {len(data)} bytes")
+        return data
+
+    def crc32(self, addr: int, length: int) -> int:
+        out = self.command(f"crc32 {addr:#x} {length:#x}", 5 + length / MIN_READ_RATE)
+        return parse_crc32(out, addr, length)
+
+    def _abort(self) -> str:
+        """Ctrl-C a running network command and get back to the prompt."""
+        self.port.write(b"\x03")
+        try:
+            self.port.expect(PROMPT_RE, 10)
+        except Timeout as t:
+            raise ConsoleError(
+                "U-Boot did not come back after Ctrl-C", hint=f"seen: {t.seen[-200:]!r}"
+            ) from None
+        return self.port.before
+
+    def tftp(
+        self, addr: int, name: str, size: int, *, upload: bool, label: str | None = None
+    ) -> TftpResult:
+        """``tftp addr name`` (download of ``size`` bytes) or ``tftp addr name size`` (upload)."""
+        check_name(name)
+        line = f"tftp {addr:#x} {name}" + (f" {size:#x}" if upload else "")
+        self._send(line)
+        patterns = [
+            r"(?<!hilinux )#+",
+            r"(?<![A-Za-z])T ",
+            r"TFTP error: '([^'\r\n]*)' \((\d+)\)",
+            r"Retry count exceeded",
+            r"\*\*\* ERROR: `(\w+)' not set",
+            r"Bytes transferred = (\d+) \(([0-9a-fA-F]+) hex\)",
+            PROMPT_RE,
+        ]
+        stall = 15.0 + self.line_time(0)
+        deadline = time.monotonic() + 30 + size / MIN_TFTP_RATE
+        marks = timeouts = restarts = 0
+        last_progress = time.monotonic()
+        transferred: int | None = None
+        problem: str | None = None
+        t0 = time.monotonic()
+        bar = Progress(label or f"tftp {name}", size, enabled=self.progress)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    problem = problem or "the transfer took too long"
+                    self._abort()
+                    break
+                if time.monotonic() - last_progress > stall:
+                    problem = (
+                        f"no progress for {stall:.0f} s ({timeouts} TFTP timeouts): is serverip "
+                        "this computer's address on the camera's network, and does a firewall "
+                        "allow UDP port 69?"
+                    )
+                    self._abort()
+                    break
+                try:
+                    idx = self.port.expect(patterns, min(stall, left))
+                except Timeout:
+                    continue
+                m = self.port.match
+                if idx == 0:
+                    marks += len(m.group(0))
+                    restarts = 0
+                    last_progress = time.monotonic()
+                    bar.update(min(size, marks * 5120))
+                elif idx == 1:
+                    timeouts += 1
+                elif idx == 2:
+                    problem = f"the TFTP server answered: {m.group(1)} (error {m.group(2)})"
+                    self._abort()
+                    break
+                elif idx == 3:
+                    # U-Boot starts the whole transfer over; twice in a row without
+                    # progress means nobody answers (20 timeouts: 100 s on hardware).
+                    restarts += 1
+                    marks = 0
+                    if restarts >= 2:
+                        problem = (
+                            "the camera gets no answer from the TFTP server (repeated "
+                            "timeouts): is serverip this computer's address on the camera's "
+                            "network, and does a firewall allow UDP port 69?"
+                        )
+                        self._abort()
+                        break
+                elif idx == 4:
+                    problem = f"the camera's '{m.group(1)}' is not set"
+                elif idx == 5:
+                    transferred = int(m.group(1))
+                    bar.update(transferred)
+                else:
+                    break
+        finally:
+            bar.close(ok=problem is None and transferred is not None)
+        if problem is None and transferred is None:
+            problem = "tftp printed no 'Bytes transferred' line"
+        if problem is not None:
+            raise NetworkError(
+                f"tftp {'upload' if upload else 'download'} of {name!r} failed: {problem}"
+            )
+        assert transferred is not None
+        if transferred != size:
+            raise VerifyError(
+                f"tftp of {name!r} moved {transferred} bytes, expected {size}",
+            )
+        return TftpResult(transferred, marks, timeouts, time.monotonic() - t0)
+
+    def erase(self, region: Region) -> int:
+        """``erase start +len`` of exactly ``region`` (checked against flinfo first)."""
+        info = self.flinfo or self.read_flinfo()
+        if not info.aligned(region) or not in_flash(region.start, region.size):
+            raise DeviceError(f"{region.describe()} is not on sector boundaries; refusing to erase")
+        sectors = info.sectors_in(region)
+        per_sector = info.erase_timeout_ms / 1000 + 2.0
+        self._send(f"erase {region.start:#x} +{region.size:#x}")
+        patterns = [r"\.+", PROMPT_RE]
+        dots = 0
+        text = ""
+        with Progress(
+            f"erase {region.name}", len(sectors), unit="sectors", enabled=self.progress
+        ) as bar:
+            while True:
+                try:
+                    idx = self.port.expect(patterns, per_sector + self.line_time(0))
+                except Timeout as t:
+                    raise DeviceError(
+                        f"erase of {region.describe()} stalled after {dots} sectors",
+                        flash_state=f"{region.name}: erase interrupted after {dots} sectors",
+                        hint=f"seen: {t.seen[-200:]!r}",
+                    ) from None
+                text += self.port.before + self.port.match.group(0)
+                if idx == 0:
+                    dots += len(self.port.match.group(0))
+                    bar.update(dots)
+                else:
+                    break
+        m = re.search(r"Erased (\d+) sectors", text)
+        if "Warning" in text or "Error" in text or not m or int(m.group(1)) != len(sectors):
+            raise DeviceError(
+                f"erase of {region.describe()} did not complete: {text.strip()[-300:]!r}",
+                flash_state=f"{region.name}: partly erased",
+            )
+        return len(sectors)
+
+    def copy_to_flash(self, src: int, dst: int, length: int, label: str) -> None:
+        """``cp.b`` in 1 MiB pieces; each piece's timeout from a worst-case word program time."""
+        errors = (
+            "Flash not Erased",
+            "Can't write to protected Flash sectors",
+            "Outside available Flash",
+            "Timeout writing to Flash",
+            "Zero length",
+        )
+        with Progress(f"write {label}", length, enabled=self.progress) as bar:
+            done = 0
+            while done < length:
+                n = min(CP_CHUNK, length - done)
+                out = self.command(
+                    f"cp.b {src + done:#x} {dst + done:#x} {n:#x}", 10 + n / 2 * WORD_PROGRAM_MAX
+                )
+                bad = [e for e in errors if e in out]
+                if bad or "done" not in out:
+                    raise DeviceError(
+                        f"copy to flash at {dst + done:#x} failed: {out.strip()[-200:]!r}",
+                        flash_state=f"{label}: erased, then programmed up to {dst + done:#x}",
+                    )
+                done += n
+                bar.update(done)
+
+    def protect(self, on: bool, region: Region) -> None:
+        word = "on" if on else "off"
+        out = self.command(f"protect {word} {region.start:#x} +{region.size:#x}", 10)
+        if "rotected" not in out:
+            raise DeviceError(f"protect {word} failed: {out.strip()!r}")
+
+    def bootm(
+        self,
+        addr: int = KERNEL_ADDRESS,
+        *,
+        scan_bytes: int = 0xD00000,
+        shell: ShellQuery | None = None,
+    ) -> BootReport:
+        """``bootm`` and read the kernel log until root is mounted (then query the shell) or not."""
+        rep = BootReport()
+        t0 = time.monotonic()
+        self._send(f"bootm {addr:#x}")
+        patterns = [PROMPT_RE, r"[^\r\n]*\r?\n", r"Kernel panic - not syncing:[^\r\n]*"]
+        stall = 10 + scan_bytes / SCAN_RATE
+        deadline = time.monotonic() + 60 + 2 * scan_bytes / SCAN_RATE
+        bar = Progress("boot", None, unit="lines", enabled=self.progress)
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    idx = self.port.expect(patterns, max(0.1, min(stall, left)))
+                except Timeout as t:
+                    rep.image_error = rep.image_error or (
+                        f"the kernel stopped printing before the root file system was mounted "
+                        f"(last: {t.seen[-120:]!r})"
+                    )
+                    break
+                text = self.port.match.group(0)
+                if idx == 0:
+                    before = self.port.before
+                    bad = re.search(r"Bad Magic Number|Bad Header Checksum|Bad Data CRC", before)
+                    rep.image_error = bad.group(0) if bad else "bootm returned to the prompt"
+                    return rep
+                line = text.strip()
+                rep.kernel_lines += 1
+                bar.update(rep.kernel_lines)
+                if "Starting kernel" in line:
+                    rep.started = True
+                note_kernel_line(rep, line)
+                if "Kernel panic - not syncing:" in line:
+                    rep.panic = line[line.index("Kernel panic") :]
+                    break
+                mounted = re.search(r"VFS: Mounted root \(([^)]*)\)", line)
+                if mounted:
+                    rep.mounted = True
+                    rep.filesystem = mounted.group(1)
+                    break
+        finally:
+            bar.close()
+        if rep.mounted:
+            self._shell(rep, shell or ShellQuery(), stall)
+        rep.seconds = time.monotonic() - t0
+        return rep
+
+    def _shell(self, rep: BootReport, query: ShellQuery, stall: float) -> None:
+        """Wait for the root shell's ``# ``, then run the ``ls``/``cat`` of ``query``."""
+        shell_prompt = r"(?:\A|\n)[^\r\n]*# "
+        try:
+            self.port.expect(shell_prompt, stall)
+        except Timeout:
+            self.port.write(b"\r")
+            try:
+                self.port.expect(shell_prompt, 5)
+            except Timeout:
+                return
+        for line in self.port.before.replace("\r", "").splitlines():
+            note_kernel_line(rep, line.strip())
+        rep.shell = True
+        jobs = [("ls", p) for p in query.ls] + [("cat", p) for p in query.cat]
+        for verb, path in jobs:
+            if not re.fullmatch(r"/[A-Za-z0-9._/+-]*", path):
+                continue
+            cmd = f"{verb} {path}"
+            self.port.sendline(cmd)
+            try:
+                self.port.expect(re.escape(cmd) + r"\r?\n", self.line_time(len(cmd) + 2))
+                self.port.expect(shell_prompt, 10 + self.line_time(65536))
+            except Timeout:
+                break
+            text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", self.port.before).replace("\r\n", "\n")
+            if verb == "ls":
+                rep.files[path] = sorted(text.split())
+            else:
+                rep.cat[path] = text

@@ -1,0 +1,262 @@
+"""``camrescue xr872 {info,dump,write,clone}``: options, messages and the text result.
+
+Turns the command line into :class:`~recovery.xr872.Options` and the arguments
+of the operations in recovery/xr872.py, and runs them through
+:func:`recovery.common.run_operation` (one JSON object with ``--json``; the exit
+codes of ``recovery.common.EXIT_CODES``). :func:`register_cli` and :func:`main`
+are re-exported by recovery/xr872.py (``python -m recovery.xr872 ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from recovery.common import (
+    BootError,
+    UsageError,
+    add_output_options,
+    add_port_options,
+    exit_codes_epilog,
+    parse_int,
+    progress_enabled,
+    run_operation,
+    say,
+)
+from recovery.xr872 import (
+    BAUD_LADDER,
+    DEFAULT_PASSWORD,
+    DEFAULT_USER,
+    ROM_BAUD,
+    WRITE_UNIT,
+    BootCheck,
+    Options,
+    WriteResult,
+    clone,
+    dump,
+    info,
+    write,
+)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    add_port_options(p, baud=ROM_BAUD)
+    add_output_options(p)
+    p.add_argument(
+        "--max-baud", type=int, default=BAUD_LADDER[0],
+        help="fastest rate to raise the link to with SETUART (default 3000000; 115200 "
+        "keeps the link where it is)",
+    )  # fmt: skip
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
+    p.add_argument("--retries", type=int, default=4, help="retries of a corrupted exchange")
+    p.add_argument(
+        "--boot-wait", type=float, default=3.0,
+        help="seconds a rebooted unit may take to print its banner (3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--settle", type=float, default=0.5,
+        help="seconds the line must be quiet before the engine types anything (0.5)",
+    )  # fmt: skip
+    p.add_argument("--user", default=DEFAULT_USER, help="firmware console login (admin)")
+    p.add_argument("--password", default=DEFAULT_PASSWORD, help="console password (xf16cam)")
+    p.add_argument("--chunk", type=parse_int, default=0x1000, help="bytes per read (4k)")
+    p.add_argument(
+        "--verify", choices=("auto", "twice", "none"), default="auto",
+        help="per-chunk check: the ROM's checksum when it sends one, else read twice "
+        "(auto); always read twice; none",
+    )  # fmt: skip
+
+
+def _options(a: argparse.Namespace) -> Options:
+    if a.chunk <= 0 or a.chunk % WRITE_UNIT:
+        raise UsageError(f"--chunk must be a positive multiple of {WRITE_UNIT} bytes")
+    return Options(
+        port=a.port, baud=a.baud, max_baud=a.max_baud, timeout=a.timeout, retries=a.retries,
+        transcript=a.transcript, user=a.user, password=a.password, chunk=a.chunk,
+        verify=a.verify, boot_wait=a.boot_wait, settle=a.settle, progress=progress_enabled(a),
+    )  # fmt: skip
+
+
+def register_cli(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``xr872 info|dump|write|clone``; each sets ``func(args) -> exit code``."""
+    p = subparsers.add_parser(
+        "xr872",
+        help="XR872 cameras (XF16): info, dump, write, clone through the boot ROM",
+        description="Talk to an XR872's boot ROM over a USB-TTL adapter (docs/xr872.md).",
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sp = p.add_subparsers(dest="xr872_command", required=True, metavar="ACTION")
+    _sub = {"epilog": exit_codes_epilog(), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    q = sp.add_parser("info", **_sub, help="chip, flash id/size, image sections, MAC and AP name")
+    _add_common(q)
+    _add_reboot(q)
+    q.set_defaults(func=_cli_info)
+
+    q = sp.add_parser("dump", **_sub, help="read the whole flash to a file (+ manifest); resumable")
+    _add_common(q)
+    q.add_argument("--out", required=True, help="output file (written atomically)")
+    q.add_argument("--no-resume", action="store_true", help="ignore an interrupted .part file")
+    _add_reboot(q)
+    q.set_defaults(func=_cli_dump)
+
+    q = sp.add_parser("write", **_sub, help="write an XR872 image: checked, backed up, verified")
+    _add_common(q)
+    q.add_argument("image", help="xr_system.img or a whole-flash dump")
+    _add_write_options(q)
+    q.set_defaults(func=_cli_write)
+
+    q = sp.add_parser(
+        "clone", **_sub, help="write a donor's dump, keeping this unit's MAC and AP name"
+    )
+    _add_common(q)
+    q.add_argument("--from", dest="donor", required=True, help="the donor's 1 MiB dump")
+    q.add_argument("--mac", help="this unit's MAC, if its flash no longer holds it")
+    q.add_argument("--ap-name", help="this unit's AP name, if its flash no longer holds it")
+    _add_write_options(q)
+    q.set_defaults(func=_cli_clone)
+    return p
+
+
+def _add_reboot(q: argparse.ArgumentParser) -> None:
+    g = q.add_mutually_exclusive_group()
+    g.add_argument(
+        "--reboot", dest="reboot", action="store_true", default=None,
+        help="reboot afterwards (the default when the unit was entered from its console)",
+    )  # fmt: skip
+    g.add_argument(
+        "--no-reboot", dest="reboot", action="store_false", help="leave it in the boot ROM"
+    )
+
+
+def _add_write_options(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--force", action="store_true", help="write even if the image looks wrong")
+    g = q.add_mutually_exclusive_group()
+    g.add_argument("--backup", help="where to save the flash first (default: an automatic name)")
+    g.add_argument("--no-backup", action="store_true", help="do not save the flash first")
+    q.add_argument(
+        "--no-reboot", dest="reboot", action="store_false", default=True,
+        help="do not reboot after writing",
+    )  # fmt: skip
+
+
+def _logger(a: argparse.Namespace) -> Callable[[str], None]:
+    return lambda m: say(a, f"xr872: {m}")
+
+
+def _boot_text(b: dict[str, Any] | None) -> str:
+    if not b:
+        return "left in the boot ROM (not rebooted)"
+    if b["booted"]:
+        return "rebooted: the firmware booted"
+    return f"rebooted: the unit did NOT boot its firmware ({b['state']})"
+
+
+def _facts(result: Any, message: str) -> dict[str, Any]:
+    return {**asdict(result), "message": message}
+
+
+def _check_boot(facts: dict[str, Any], boot: BootCheck | None) -> dict[str, Any]:
+    if boot is not None and not boot.booted:
+        raise BootError(
+            f"the image is written and verified, but the unit did not boot ({boot.state})",
+            flash_state="holds the new image, verified",
+            hint="the image does not start on this board: write the backup back, or try "
+            "another image (a dump of a working XF16)",
+            facts=facts,
+        )
+    return facts
+
+
+def _cli_info(a: argparse.Namespace) -> int:
+    def run() -> dict[str, Any]:
+        r = info(_options(a), reboot=a.reboot, log=_logger(a))
+        return _facts(r, f"{r.chip.upper()} image, flash {r.link.jedec_id}")
+
+    def render(f: dict[str, Any]) -> str:
+        link = f["link"]
+        lines = [
+            f"port      {link['port']} (via {link['entered_via']}, {link['baud']} baud)",
+            f"flash     JEDEC id {link['jedec_id']}, {link['flash_size'] // 1024} KiB",
+            f"image     {f['chip'].upper()}",
+        ]
+        for sec in f["sections"]:
+            lines.append(
+                f"  0x{sec['offset']:06x} {sec['name']:<9} {sec['data_size']:>7} bytes, load "
+                f"0x{sec['load_addr']:08x}{'' if sec['header_ok'] else '  BAD HEADER'}"
+            )
+        lines += [f"  problem: {p}" for p in f["problems"]]
+        ident = f["identity"]
+        lines.append(f"MAC       {ident['mac']}" if ident else "MAC       (no valid record)")
+        lines.append(f"AP name   {ident['ap_name']}" if ident else "")
+        if f["boot"]:
+            lines.append(_boot_text(f["boot"]))
+        return "\n".join(x for x in lines if x)
+
+    return run_operation(a, "xr872 info", run, render=render)
+
+
+def _cli_dump(a: argparse.Namespace) -> int:
+    def run() -> dict[str, Any]:
+        r = dump(_options(a), a.out, resume=not a.no_resume, reboot=a.reboot, log=_logger(a))
+        msg = f"dumped {r.size} bytes to {r.path} (sha256 {r.sha256}); manifest {r.manifest}"
+        if r.resumed_from:
+            msg += f"; resumed at 0x{r.resumed_from:x}"
+        if r.boot:
+            msg += "\n" + _boot_text(asdict(r.boot))
+        return _facts(r, msg)
+
+    return run_operation(a, "xr872 dump", run)
+
+
+def _write_message(r: WriteResult) -> str:
+    return (
+        f"wrote {r.image}: {r.sectors_changed} of {r.sectors_total} sectors changed "
+        f"({r.sectors_erased} erased), all read back OK"
+        + (f"; backup in {r.backup}" if r.backup else "; no backup kept")
+        + "".join(f"\nwarning: {w}" for w in r.warnings)
+        + "\n"
+        + _boot_text(asdict(r.boot) if r.boot else None)
+    )
+
+
+def _cli_write(a: argparse.Namespace) -> int:
+    def run() -> dict[str, Any]:
+        r = write(
+            _options(a), a.image, force=a.force, backup=a.backup, no_backup=a.no_backup,
+            reboot=a.reboot, log=_logger(a),
+        )  # fmt: skip
+        return _check_boot(_facts(r, _write_message(r)), r.boot)
+
+    return run_operation(a, "xr872 write", run)
+
+
+def _cli_clone(a: argparse.Namespace) -> int:
+    def run() -> dict[str, Any]:
+        r = clone(
+            _options(a), a.donor, force=a.force, backup=a.backup, no_backup=a.no_backup,
+            mac=a.mac, ap_name=a.ap_name, reboot=a.reboot, log=_logger(a),
+        )  # fmt: skip
+        msg = (
+            f"donor identity   MAC {r.donor.mac}  AP {r.donor.ap_name}\n"
+            f"this unit keeps  MAC {r.unit.mac}  AP {r.unit.ap_name}\n" + _write_message(r.write)
+        )
+        return _check_boot(_facts(r, msg), r.write.boot)
+
+    return run_operation(a, "xr872 clone", run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m recovery.xr872 info --port ...``: the same as ``camrescue xr872 ...``
+    (a leading ``xr872`` is accepted too)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "xr872":
+        argv.insert(0, "xr872")
+    parser = argparse.ArgumentParser(prog="camrescue")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
