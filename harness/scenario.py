@@ -148,7 +148,7 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run ``sc`` with its lab under ``root`` (created). ``keep``: "failed" removes
     ``root`` after a pass, "always" keeps it, "never" removes it in any case."""
-    root = Path(root)
+    root = Path(root).resolve()  # {work} must not depend on the current directory
     res = ScenarioResult(
         name=sc.name,
         board=sc.board,
