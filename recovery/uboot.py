@@ -270,7 +270,8 @@ class UBoot:
         return self.flinfo
 
     def md_bytes(self, addr: int, count: int) -> bytes:
-        out = self.command(f"md.b {addr:#x} {count:#x}", self.line_time(count * 5))
+        # md.b prints 79 characters per 16 bytes (address, hex, ASCII, CR LF): ~5 a byte
+        out = self.command(f"md.b {addr:#x} {count:#x}", self.line_time(count * 6 + 128))
         data = parse_md_bytes(out, addr)
         if len(data) != count:
             raise DeviceError(f"md.b {addr:#x} {count:#x} printed {len(data)} bytes")
@@ -308,7 +309,11 @@ class UBoot:
             PROMPT_RE,
         ]
         stall = 15.0 + self.line_time(0)
-        deadline = time.monotonic() + 30 + size / MIN_TFTP_RATE
+        budget = 30 + size / MIN_TFTP_RATE
+        if not upload and in_flash(addr, max(size, 1)):
+            # a download straight into NOR also waits for every word to be programmed
+            budget += size / 2 * WORD_PROGRAM_MAX
+        deadline = time.monotonic() + budget
         marks = timeouts = restarts = 0
         last_progress = time.monotonic()
         transferred: int | None = None

@@ -40,6 +40,7 @@ from recovery.common import (
     RefusedError,
     VerifyError,
     atomic_write_json,
+    fsync_dir,
 )
 from recovery.xr872_image import (
     APP_ID,
@@ -224,22 +225,9 @@ def _dump_into(s: Session, out: Path, resume: bool, label: str) -> tuple[bytes, 
             hint="run the same command again to resume",
         )
     os.replace(part, out)
-    _fsync_parent(out)
+    fsync_dir(out.parent)
     state_path.unlink(missing_ok=True)
     return data, start
-
-
-def _fsync_parent(path: Path) -> None:
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _manifest(s: Session, out: Path, data: bytes, extra: dict[str, Any]) -> Path:
