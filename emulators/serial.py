@@ -379,8 +379,9 @@ class VirtualUart:
                 busy = now - self._tx_free_at < 0.005
                 start = self._tx_free_at if busy else now
                 self._tx_free_at = start + len(piece) * self.byte_time
-                self._send(piece)
+                # a byte reaches the host when its stop bit has left the wire
                 self._sleep_until(self._tx_free_at)
+                self._send(piece)
         else:
             self._send(out)
 
