@@ -1,0 +1,108 @@
+"""The W90P745 engine on a bad line (the emulator's seeded LinkFaults): a dump
+either comes out byte-identical or fails with a clear error, never a
+silently different file; a restore either verifies or fails loudly."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from emulators.serial import LinkFaults
+from emulators.w90p745 import W90P745Device
+from recovery.common import RecoveryError
+from recovery.transport import Port
+from recovery.w90_dump import ImageEntry
+from recovery.w90p745 import FLASH_BASE, W90Console, dump, restore
+
+TINY = ImageEntry(9, "tiny", 0x7F1F0000, 8 * 1024 + 640, 0x7F1F0000, "a")
+
+
+def quiet(_msg: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def flash_with_tiny(tmp_path_factory):
+    """A flash file: the factory images plus a small image 9, written on a clean line."""
+    path = tmp_path_factory.mktemp("w90") / "flash.bin"
+    data = random.Random(99).randbytes(TINY.size)
+    with W90P745Device(seed=1, flash_path=path) as dev, Port(dev.path) as port:
+        con = W90Console(port, notify=quiet)
+        con.attach(10)
+        con.fx(TINY, data, lambda _n, _t: None)
+        assert dev.flash.read(TINY.base - FLASH_BASE, TINY.size) == data
+    return path.read_bytes(), data
+
+
+FAULTS = {
+    "bit errors": LinkFaults(bit_error_rate=3e-5),
+    "dropped bytes": LinkFaults(drop_rate=1e-4),
+    "lost bursts": LinkFaults(burst_rate=2e-5, burst_len=64),
+    "all three": LinkFaults(bit_error_rate=2e-5, drop_rate=3e-5, burst_rate=5e-6),
+    "device to host only": LinkFaults(bit_error_rate=4e-5, drop_rate=4e-5, directions="tx"),
+}
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_dump_on_a_bad_line_is_identical_or_a_clear_error(tmp_path, flash_with_tiny, kind, seed):
+    image, data = flash_with_tiny
+    out = tmp_path / "dump"
+    with W90P745Device(seed=seed, initial_flash=image, faults=FAULTS[kind]) as dev:
+        with Port(dev.path) as port:
+            try:
+                result = dump(port, out, images=["0", "tiny"], progress=False, notify=quiet)
+            except RecoveryError as e:
+                print("DUMP-ERROR", kind, seed, e.describe())  # a clear error
+                assert e.message and e.hint
+                result = None
+        boot_info = dev.flash.read(0x10000, 0x48)
+        assert dev.crash is None
+    files = {p.name: p.read_bytes() for p in out.glob("*.bin")}
+    if result is None:
+        # whatever was finished must still be right
+        assert files.get("image9_tiny.bin", data) == data
+        assert files.get("image0_BOOT_INFO.bin", boot_info) == boot_info
+        return
+    assert files == {"image0_BOOT_INFO.bin": boot_info, "image9_tiny.bin": data}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["complete"] is True
+
+
+def test_faults_force_retries_and_still_give_identical_bytes(tmp_path, flash_with_tiny):
+    image, data = flash_with_tiny
+    faults = LinkFaults(bit_error_rate=5e-5, directions="tx")
+    with W90P745Device(seed=5, initial_flash=image, faults=faults) as dev:
+        with Port(dev.path) as port:
+            result = dump(port, tmp_path, images=["tiny"], progress=False, notify=quiet)
+        assert dev.crash is None
+    assert result.page_retries > 0
+    assert (tmp_path / "image9_tiny.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_restore_on_a_bad_line_verifies_or_fails_loudly(tmp_path, flash_with_tiny, seed):
+    image, data = flash_with_tiny
+    out = tmp_path / "dump"
+    with W90P745Device(seed=seed, initial_flash=image) as dev, Port(dev.path) as port:
+        dump(port, out, images=["tiny"], progress=False, notify=quiet)
+        con = W90Console(port, notify=quiet)
+        con.attach(10)
+        con.run("del 9")
+        wiped = dev.flash.snapshot()
+    faults = LinkFaults(bit_error_rate=2e-5, drop_rate=2e-5, burst_rate=3e-6)
+    with W90P745Device(seed=seed, initial_flash=wiped, faults=faults) as dev:
+        with Port(dev.path) as port:
+            try:
+                result = restore(port, out, progress=False, notify=quiet)
+            except RecoveryError as e:
+                print("RESTORE-ERROR", seed, e.describe())
+                assert e.message and e.hint and e.flash_state
+                result = None
+        written = dev.flash.read(TINY.base - FLASH_BASE, TINY.size)
+        assert dev.crash is None
+    if result is not None:
+        assert result.images[0].verified
+        assert written == data
