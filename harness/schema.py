@@ -68,6 +68,21 @@ def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(text, path)
 
 
+def _deepest_point(text: str) -> tuple[int, int]:
+    """Line and column (1-based) where flow brackets or indentation nest deepest."""
+    best, where, depth = -1, (1, 1), 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        indent = len(line) - len(line.lstrip(" "))
+        for col, ch in enumerate(line, 1):
+            if ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth -= 1
+            if depth + indent > best:
+                best, where = depth + indent, (lineno, col)
+    return where
+
+
 def parse_scenario(text: str, path: str | Path = "<scenario>") -> Scenario:
     path = Path(path)
     ctx = NodeReader(str(path))
@@ -80,6 +95,11 @@ def parse_scenario(text: str, path: str | Path = "<scenario>") -> Scenario:
         raise ScenarioError([Problem(str(path), line, col, "", f"not valid YAML: {msg}")]) from None
     except yaml.YAMLError as e:
         raise ScenarioError([Problem(str(path), 1, 1, "", f"not valid YAML: {e}")]) from None
+    except RecursionError:  # the YAML composer itself recurses on nesting
+        line, col = _deepest_point(text)
+        raise ScenarioError(
+            [Problem(str(path), line, col, "", "the document is nested too deeply")]
+        ) from None
     nodes = [n for n in nodes if n is not None]
     if not nodes:
         raise ScenarioError(

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any, ClassVar, TextIO
 
+from recovery.transport import TransportError
+
 # -- exit codes -----------------------------------------------------------------
 
 EXIT_OK = 0
@@ -341,8 +343,51 @@ def add_port_options(parser: argparse.ArgumentParser, *, baud: int = 115200) -> 
         help="serial port: /dev/ttyUSB0, a pty (/dev/pts/N), rfc2217://host:port, socket://host:port",
     )
     parser.add_argument(
-        "--baud", type=int, default=baud, help=f"console speed (default {baud}, 8N1)"
+        "--baud",
+        type=baud_rate,
+        default=baud,
+        help=f"console speed (default {baud}, 8N1; a standard rate your adapter supports)",
     )
+
+
+# The rates Linux serial drivers (and so USB-TTL adapters) accept as standard speeds.
+STANDARD_BAUDS = (
+    1200,
+    2400,
+    4800,
+    9600,
+    19200,
+    38400,
+    57600,
+    115200,
+    230400,
+    460800,
+    500000,
+    576000,
+    921600,
+    1000000,
+    1152000,
+    1500000,
+    2000000,
+    2500000,
+    3000000,
+    3500000,
+    4000000,
+)
+
+
+def baud_rate(text: str) -> int:
+    """An argparse type: a standard baud rate, or a message that says which ones are."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value not in STANDARD_BAUDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a standard baud rate; these cameras use 115200 "
+            f"(others: {', '.join(map(str, STANDARD_BAUDS))})"
+        )
+    return value
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -437,6 +482,12 @@ def run_operation(
         )
     except RecoveryError as e:
         err = e
+    except TransportError as e:  # the port went away where no driver expected it
+        err = ConsoleError(
+            str(e),
+            flash_state="unknown: the serial link was lost during the operation",
+            hint="check the adapter and its cable, then run 'info' before anything else",
+        )
     except Exception as e:  # noqa: BLE001 - a bug: report it and keep main() alive
         traceback.print_exc(file=sys.stderr)
         err = RecoveryError(

@@ -514,13 +514,9 @@ def flash(
         sess.attach()
         sess.check_geometry([region])
         if existing is not None:
-            mac = existing.manifest.get("ethaddr") if existing.manifest else None
-            if mac and sess.env.get("ethaddr") and mac.lower() != sess.env["ethaddr"].lower():
-                raise RefusedError(
-                    f"the backup {backup_file} is of another camera (ethaddr {mac}, this one "
-                    f"{sess.env['ethaddr']})",
-                    hint="make a backup of this camera first (drop --backup)",
-                )
+            _check_same_camera(
+                sess, existing, hint="make a backup of this camera first (drop --backup)"
+            )
             facts["backup"] = {"path": str(existing.path), "given": True}
         net_settings = sess.network(net)
         facts["network"] = net_settings
@@ -564,6 +560,18 @@ def flash(
         return {"message": f"{what}; booted, root mounted with no CRC errors", **facts}
 
 
+def _check_same_camera(sess: Session, backup: BackupImage, *, hint: str) -> None:
+    """Refuse a backup whose manifest names another camera (by U-Boot's ``ethaddr``)."""
+    mac = backup.manifest.get("ethaddr") if backup.manifest else None
+    here = sess.env.get("ethaddr")
+    if mac and here and mac.lower() != here.lower():
+        raise RefusedError(
+            f"the backup {backup.path} is of another camera (ethaddr {mac}, this one {here})",
+            flash_state="untouched",
+            hint=hint,
+        )
+
+
 def restore(
     conn: Connection,
     backup_path: str | os.PathLike[str],
@@ -575,8 +583,12 @@ def restore(
     address: int | None = None,
     boot: bool = True,
     shell: ShellQuery | None = None,
+    other_camera: bool = False,
 ) -> dict[str, Any]:
-    """Write a backup's ranges back, each the safe way, then boot and report."""
+    """Write a backup's ranges back, each the safe way, then boot and report.
+
+    A backup whose manifest names another camera (its ``ethaddr``) is refused unless
+    ``other_camera``: it would give this camera the other one's settings."""
     bk = load_backup(backup_path, address)
     ranges = bk.ranges
     if partitions:
@@ -599,6 +611,13 @@ def restore(
     facts: dict[str, Any] = {"backup": str(bk.path), "ranges": []}
     with sess.guard():
         sess.attach()
+        if not other_camera:
+            _check_same_camera(
+                sess,
+                bk,
+                hint="restore this camera's own backup, or add --other-camera if you really "
+                "mean to put another camera's flash (and settings) on this one",
+            )
         regions = [Region(r["name"], r["address"], r["length"]) for r in ranges]
         sess.check_geometry(regions)
         facts["network"] = sess.network(net)

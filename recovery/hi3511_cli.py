@@ -293,6 +293,11 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         "--confirm-bootloader", action="store_true", help="yes, rewrite the boot loader area"
     )
     p.add_argument("--no-boot", action="store_true", help="do not boot after writing")
+    p.add_argument(
+        "--other-camera",
+        action="store_true",
+        help="restore a backup whose manifest names another camera (its MAC address)",
+    )
 
     def _restore(a: argparse.Namespace) -> int:
         return run_operation(
@@ -308,6 +313,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                 address=a.address,
                 boot=not a.no_boot,
                 shell=_shell_query(a),
+                other_camera=a.other_camera,
             ),
             render=render,
         )

@@ -131,7 +131,11 @@ class TftpServer:
             raise NetworkError(f"TFTP root {self.root} is not a directory")
         self.bind = bind
         self.select_timeout = select_timeout
-        self.retries = max(3, math.ceil(session_timeout / select_timeout))
+        # tftpy counts each resend to a silent client as a duplicate and, at MAX_DUPS,
+        # raises out of listen() and takes the whole server down: stay below it.
+        self.retries = min(
+            max(3, math.ceil(session_timeout / select_timeout)), tftpy.TftpShared.MAX_DUPS - 1
+        )
         self.transfers: list[Transfer] = []
         self._published: dict[str, Path] = {}
         self._cond = threading.Condition()

@@ -35,6 +35,26 @@ class Timeout(TransportError):
         self.seen = seen
 
 
+def _open_error(url: str, e: Exception) -> str:
+    """What to tell a person whose port did not open."""
+    text = str(e)
+    if "lock" in text.lower():
+        return (
+            f"serial port {url!r} is busy: another program (picocom, minicom, screen, another "
+            "camrescue) holds it. Close that program and run the command again."
+        )
+    if "Inappropriate ioctl" in text:
+        return (
+            f"{url!r} is not a serial port (not a terminal device). Give the adapter's device "
+            "(ls /dev/ttyUSB* /dev/ttyACM*), a pty, or an rfc2217:// or socket:// URL."
+        )
+    return (
+        f"cannot open serial port {url!r}: {text}. Check the device path (ls /dev/ttyUSB*), "
+        "that no other program (minicom, picocom, screen) holds it, and your permissions "
+        "(the 'dialout' group)."
+    )
+
+
 class _SerialSpawn(SpawnBase):
     """pexpect's matcher on top of a pyserial port."""
 
@@ -91,13 +111,11 @@ class Port:
         self.log: list[TranscriptEntry] = []
         self._t0 = time.monotonic()
         try:
-            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0, exclusive=None)
+            # exclusive: take the same flock() picocom and minicom take, so two programs
+            # never fight over one camera's bytes
+            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0, exclusive=True)
         except (serial.SerialException, ValueError, OSError) as e:
-            raise TransportError(
-                f"cannot open serial port {url!r}: {e}. Check the device path (ls /dev/ttyUSB*), "
-                "that no other program (minicom, picocom, screen) holds it, and your permissions "
-                "(the 'dialout' group)."
-            ) from e
+            raise TransportError(_open_error(url, e)) from e
         self.spawn = _SerialSpawn(self, timeout)
 
     # -- raw bytes ------------------------------------------------------------

@@ -20,6 +20,7 @@ from recovery.common import (
     UsageError,
     add_output_options,
     add_port_options,
+    baud_rate,
     exit_codes_epilog,
     parse_int,
     progress_enabled,
@@ -46,7 +47,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     add_port_options(p, baud=ROM_BAUD)
     add_output_options(p)
     p.add_argument(
-        "--max-baud", type=int, default=BAUD_LADDER[0],
+        "--max-baud", type=baud_rate, default=BAUD_LADDER[0],
         help="fastest rate to raise the link to with SETUART (default 3000000; 115200 "
         "keeps the link where it is)",
     )  # fmt: skip
