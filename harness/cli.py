@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -35,8 +36,9 @@ examples:
   camrescue emulate w90p745 --link /tmp/ttyCAM0
       a W90P745 reachable at the stable path /tmp/ttyCAM0.
 
-The device runs in fast mode (no waiting) unless --realtime is given; Ctrl-C
-stops it and keeps its flash file.
+The device runs in fast mode (no waiting) unless --realtime is given.
+kill -HUP PID power-cycles it (to rehearse "power-cycle the camera now");
+Ctrl-C stops it and keeps its flash file.
 """
 
 
@@ -122,7 +124,10 @@ def run_emulate(args: argparse.Namespace) -> int:
 
         server = TftpServer(args.tftp_root, args.tftp_server[0], args.tftp_server[1]).start()
     stop = threading.Event()
+    cycle = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # SIGHUP pulls the plug and plugs it back in, as a person does to a camera
+    signal.signal(signal.SIGHUP, lambda *_: cycle.set())
     try:
         with cls(**kw) as dev:
             print(
@@ -134,9 +139,13 @@ def run_emulate(args: argparse.Namespace) -> int:
             if server is not None:
                 print(f"tftp: {args.tftp_root} on {args.tftp_server[0]}:{args.tftp_server[1]}")
             print("open it with: picocom -b 115200 " + str(args.link or dev.path))
-            print("Ctrl-C stops the device.", flush=True)
+            print(f"kill -HUP {os.getpid()} power-cycles it; Ctrl-C stops it.", flush=True)
             try:
-                stop.wait()
+                while not stop.is_set():
+                    if cycle.wait(0.2):
+                        cycle.clear()
+                        dev.power_cycle()
+                        print("power-cycled", flush=True)
             except KeyboardInterrupt:
                 pass
             if args.transcript:
