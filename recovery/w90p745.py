@@ -53,6 +53,7 @@ from recovery.common import (
     UsageError,
     VerifyError,
     atomic_write_json,
+    fsync_dir,
 )
 from recovery.transport import Port, TransportError
 from recovery.w90_console import (
@@ -77,7 +78,6 @@ from recovery.w90_dumpdir import (
     STATE,
     DumpImage,
     file_name,
-    fsync_dir,
     load_dump,
     read_json,
     sha256_file,
