@@ -171,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         print(f"note: engine commands unavailable ({e})", file=sys.stderr)
     add_emulate_parser(sub)
     try:
-        from harness import runner
+        from harness import fuzz, runner
 
-        runner.register_cli(sub)
+        fuzz.hook_scenarios(runner.register_cli(sub))
     except ImportError:
         pass
     bench = sub.add_parser("bench", help="run the benchmarks in bench/ and print their ratios")

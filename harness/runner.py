@@ -37,7 +37,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         help="run or list the declarative scenarios (scenarios/*.yaml)",
         description="Run or list the declarative scenarios against the emulated cameras.",
     )
-    sub = p.add_subparsers(dest="scenarios_command", metavar="{run,list}")
+    sub = p.add_subparsers(dest="scenarios_command", metavar="{run,list,fuzz}")
     sub.required = True
     r = sub.add_parser("run", help="run scenarios (pytest with the camrescue plugin)")
     r.add_argument(
