@@ -336,6 +336,22 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
     """Erase, program, read back; a sector that reads back wrong is redone twice at most."""
     plan = plan_write(current, target)
     total = sum(len(d) for _, d in plan.writes) + SECTOR * plan.erased
+    restore = f"camrescue xr872 write {backup} --force" if backup else "a backup"
+    if plan.changed:
+        # from the first erase on, an interruption leaves a mix of old and new
+        first, last = min(plan.changed), max(plan.changed) + SECTOR
+        s.state = (
+            f"partly written between 0x{first:05x} and 0x{last:05x}: it will not boot as it is"
+        )
+        again = (
+            "the same command again with --no-backup (the backup already made stays as it is)"
+            if backup
+            else "the same command again"
+        )
+        s.restore_hint = (
+            "get the unit into its boot ROM again (power-cycle it; strap PB02/PB03 if it has "
+            f"no console), then write the backup back ({restore}) or run {again}"
+        )
     with Progress("write", total, enabled=s.opts.progress) as bar:
         for kind, addr in plan.erases:
             s.erase(kind, addr)
@@ -344,7 +360,6 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
             for o in range(0, len(data), s.opts.chunk):
                 s.program(addr + o, data[o : o + s.opts.chunk])
             bar.advance(len(data))
-    restore = f"camrescue xr872 write {backup} --force" if backup else "a backup"
     with Progress("verify", len(plan.changed) * SECTOR, enabled=s.opts.progress) as bar:
         for sector in plan.changed:
             want = target[sector : sector + SECTOR]
