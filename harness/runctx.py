@@ -3,6 +3,7 @@ how placeholders and images become text and bytes."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,19 +22,28 @@ class RunContext:
     images: dict[str, bytes] = field(default_factory=dict)
 
     def subst(self, text: str, device: str) -> str:
-        """``text`` with the placeholders (``{work}``, ``{port}``...) of ``device`` filled in."""
-        dev = self.lab.devices[device]
-        values = {
-            "work": str(self.lab.work),
-            "port": dev.path,
-            "tftp_port": str(dev.server_port),
-            "tftp_bind": dev.tftp_bind,
-            "dir": str(dev.dir),
-            "flash_file": str(dev.flash_path),
-            "scenario": self.scenario.name,
-            "device": device,
-        }
-        return PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], text)
+        """``text`` with the placeholders (``{work}``, ``{port}``...) of ``device`` filled in.
+
+        Before the device has started (its starting flash is being read) only the
+        placeholders that do not depend on it are known."""
+        values = {"work": str(self.lab.work), "scenario": self.scenario.name, "device": device}
+        dev = self.lab.devices.get(device)
+        if dev is not None:
+            values.update(
+                port=dev.path,
+                tftp_port=str(dev.server_port),
+                tftp_bind=dev.tftp_bind,
+                dir=str(dev.dir),
+                flash_file=str(dev.flash_path),
+            )
+
+        def fill(m: re.Match[str]) -> str:
+            key = m.group(1)
+            if key not in values:
+                raise ValueError(f"{{{key}}} is not known before device {device!r} has started")
+            return values[key]
+
+        return PLACEHOLDER_RE.sub(fill, text)
 
     def image(self, im: ImageSpec, board: str, device: str, size_hint: int | None = None) -> bytes:
         """The bytes ``im`` describes (``size_hint`` sizes an erased image without ``size:``)."""

@@ -642,3 +642,21 @@ def test_runner_lists_and_tables(tmp_path, capsys):
     assert lines[2].startswith("a-scn") and "skipped (needs toy_engine: x)" in lines[2]
     assert lines[3].startswith("b-scn") and lines[3].endswith("1.25 s")
     assert lines[-1] == "1 passed, 1 skipped"
+
+
+def test_a_scenario_whose_flash_is_a_file(tmp_path):
+    """``flash: {file: ...}`` is read before the device starts (placeholders that need the
+    device are not known yet; the path is)."""
+    from harness.firmware.hi3511 import vendor_flash
+    from harness.scenario import parse_scenario, run_scenario
+
+    flash = tmp_path / "cam.bin"
+    flash.write_bytes(vendor_flash("A"))
+    text = (
+        "name: flash-from-file\nboard: hi3511\ndevice: {seed: 1}\n"
+        f"flash: {{file: {flash}}}\n"
+        'steps:\n  - console: {line: "version", expect: "U-Boot 1.1.4"}\n'
+    )
+    sc = parse_scenario(text, tmp_path / "s.yaml")
+    res = run_scenario(sc, tmp_path / "run")
+    assert res.outcome == "passed", res.failure_text()
