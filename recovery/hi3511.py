@@ -189,21 +189,30 @@ class Session:
                             self.port.write(b"\x03")
                     raise
         except KeyboardInterrupt:
-            raise Interrupted("interrupted", flash_state=self.state, hint=self._hint()) from None
+            raise Interrupted(
+                "interrupted", flash_state=self.state, hint=self._merge_hint(None)
+            ) from None
         except RecoveryError as e:
             if e.flash_state is None:
                 e.flash_state = self.state
-            if e.hint is None:
-                e.hint = self._hint()
+            e.hint = self._merge_hint(e.hint)
             e.facts.setdefault("steps", [s.__dict__ for s in self.steps])
             raise
         except TransportError as e:
             raise ConsoleError(
                 str(e),
                 flash_state=self.state,
-                hint=self._hint(),
+                hint=self._merge_hint(None),
                 facts={"seen": getattr(e, "seen", "")[-300:]},
             ) from None
+
+    def _merge_hint(self, hint: str | None) -> str | None:
+        """Once the flash has changed, what to run comes first; a diagnostic (what was
+        seen) follows it rather than replacing it."""
+        restore = self._hint()
+        if restore is None or (hint and restore in hint):
+            return hint
+        return f"{restore}. Detail: {hint}" if hint else restore
 
     def _hint(self) -> str | None:
         if self.state == "untouched":
@@ -276,7 +285,10 @@ class Session:
         self.state = f"{region.describe()} is being erased"
         with self.step(f"erase {region.name}"):
             sectors = ub.erase(region)
-        self.state = f"{region.describe()} is erased (blank): its old contents are gone"
+        self.state = (
+            f"{region.describe()} is erased and being written: its old contents are gone and "
+            "the new ones may be incomplete"
+        )
         with self.step(f"write {region.name}"):
             ub.copy_to_flash(opts.load_address, region.start, len(data), region.name)
         self.state = f"{region.describe()} is written but not verified"

@@ -29,6 +29,7 @@ recovery/hi3511.py; the output parsers are in recovery/uboot_parse.py.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
@@ -240,12 +241,22 @@ class UBoot:
         """Type ``line``, wait for the prompt; return the output (``\\n`` line ends)."""
         self._send(line)
         try:
-            self.port.expect(PROMPT_RE, timeout + self.line_time(0))
+            which = self.port.expect([PROMPT_RE, AUTOBOOT_RE], timeout + self.line_time(0))
         except Timeout as t:
             raise ConsoleError(
                 f"no prompt after {line!r} within {timeout:.1f} s",
                 hint=f"seen: {t.seen[-300:]!r}",
             ) from None
+        if which == 1:
+            # the board started again (power cut, watchdog): keep it in U-Boot rather
+            # than let it boot whatever the flash now holds
+            self.port.write(b" ")
+            with contextlib.suppress(Timeout):
+                self.port.expect(PROMPT_RE, 5)
+            raise ConsoleError(
+                f"the camera restarted while running {line!r} (power cut or watchdog); "
+                "it is stopped at the U-Boot prompt"
+            )
         return self.port.before.replace("\r\n", "\n").replace("\r", "")
 
     def version(self) -> str:
