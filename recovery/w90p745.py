@@ -49,6 +49,7 @@ from typing import Any
 from recovery.common import (
     ConsoleError,
     Progress,
+    RecoveryError,
     RefusedError,
     UsageError,
     VerifyError,
@@ -388,6 +389,26 @@ def _blocks(entry: ImageEntry, size: int) -> set[int]:
     return set(range(first, last + 1))
 
 
+def _interrupted_restore(
+    err: Exception, e: ImageEntry, done: list[RestoredImage], dump_dir: object
+) -> RecoveryError:
+    """Once ``del``/``fx`` of an image has begun, its old copy may be gone: say so."""
+    kept = ", ".join(f"{r.number} ({r.name})" for r in done) or "none"
+    state = (
+        f"image {e.number} ({e.name}) may be deleted or partly written; images restored "
+        f"before it: {kept}; the boot loader block is never written"
+    )
+    hint = (
+        f"power-cycle the camera if it does not answer, then run 'camrescue w90p745 restore "
+        f"{dump_dir}' again: it deletes and rewrites the image"
+    )
+    if isinstance(err, RecoveryError):
+        err.flash_state = state
+        err.hint = hint + (f". Detail: {err.hint}" if err.hint else "")
+        return err
+    return ConsoleError(str(err), flash_state=state, hint=hint)
+
+
 def restore(
     port: Port,
     dump_dir: str | os.PathLike[str],
@@ -417,10 +438,13 @@ def restore(
         base = 0
         for d in todo:
             e = d.entry
-            if any(c.number == e.number for c in current):
-                con.run(f"del {e.number}", timeout=30.0)
-            size = len(d.data)
-            said = con.fx(e, d.data, lambda n, _t, b=base, s=size: bar.update(b + min(n, s)))
+            try:
+                if any(c.number == e.number for c in current):
+                    con.run(f"del {e.number}", timeout=30.0)
+                size = len(d.data)
+                said = con.fx(e, d.data, lambda n, _t, b=base, s=size: bar.update(b + min(n, s)))
+            except (RecoveryError, TransportError) as err:
+                raise _interrupted_restore(err, e, done, dump_dir) from err
             base += len(d.data)
             done.append(RestoredImage(e.number, e.name, e.size, False, said.strip()[-200:]))
     after = con.list_images()
