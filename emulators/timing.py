@@ -39,6 +39,18 @@ class Clock:
                 return got
         return uart.read(1, timeout=self.fast_grace)
 
+    def settle(self, uart: VirtualUart, seconds: float, fast: float = 0.03) -> None:
+        """A reset or reboot: the chip is silent for ``seconds`` before it prints again.
+        In fast mode: once the host has read what was sent before, a short ``fast`` pause,
+        so a host that switches its baud after the last answer is not outrun."""
+        if self.realtime:
+            time.sleep(seconds)
+            return
+        deadline = time.monotonic() + self.fast_absent
+        while uart.pending_to_host() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(min(seconds, fast))
+
     def timeout(self, seconds: float, fast: float = 0.05) -> float:
         """A device-side wait for a network answer: real or shortened."""
         return seconds if self.realtime else min(seconds, fast)

@@ -332,6 +332,9 @@ class BootRom:
         elif cmd == CMD_REBOOT:
             self._respond(req.check)
             self.transcript.note("brom: reboot")
+            # the chip resets and the ROM reads the flash before anything is printed
+            # (tens of milliseconds; assumed 50 ms)
+            self.clock.settle(self.uart, 0.05)
             raise DeviceReset()
         elif cmd == CMD_SETPC:
             self._set_pc(req, u[0])
