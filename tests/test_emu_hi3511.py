@@ -458,3 +458,72 @@ def test_tftp_against_tftpd_hpa(vendor_a, tmp_path):
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+def test_mm_and_nm_modify_memory_interactively(board):
+    _, term, _ = board
+    term.cmd("mw.l 0xe1000000 0x11111111 2")
+    term.write("mm.l 0xe1000000\r")
+    assert term.read_until(r" \? ").decode().endswith("e1000000: 11111111 ? ")
+    term.write("cafef00d\r")
+    term.read_until(r"e1000004: 11111111 \? ")
+    term.write("\r")  # keep, go on
+    term.read_until(r"e1000008: [0-9a-f]{8} \? ")
+    term.write("q\r")  # not a number: leave
+    term.read_until(PROMPT)
+    assert term.cmd("md.l 0xe1000000 2").startswith("e1000000: cafef00d 11111111")
+    term.write("nm.b 0xe1000000\r")
+    term.read_until(r"e1000000: 0d \? ")
+    term.write("aa\r")
+    term.read_until(r"e1000000: aa \? ")  # nm keeps the address
+    term.write("\x03")
+    term.read_until(PROMPT)
+    assert term.cmd("md.b 0xe1000000 1").startswith("e1000000: aa")
+    assert term.cmd("mm") == "Usage:\r\nmm      - memory modify (auto-incrementing)\r\n\r\n"
+
+
+def test_help_for_one_command_and_an_unknown_one(board):
+    _, term, _ = board
+    assert term.cmd("help md") == (
+        "md [.b, .w, .l] address [# of objects]\r\n    - memory display\r\n\r\n"
+    )
+    assert term.cmd("help nosuch") == (
+        "Unknown command 'nosuch' - try 'help' without arguments for list of all known "
+        "commands\r\n\r\n"
+    )
+
+
+def test_mtest_and_loadb_stop_on_ctrl_c(board):
+    _, term, _ = board
+    term.write("mtest 0xe1000000 0xe1001000\r")
+    term.read_until(r"Testing e1000000 \.\.\. e1001000:\r\n")
+    term.read_until("Reading...")
+    term.write("\x03")
+    term.read_until(PROMPT)
+    term.write("loadb 0xe1000000\r")
+    term.read_until(
+        r"## Ready for binary \(kermit\) download to 0xE1000000 at 115200 bps\.\.\.\r\n"
+    )
+    term.write("\x03")
+    assert "## Binary (kermit) download aborted" in term.read_until(PROMPT).decode()
+
+
+def test_go_and_loop_hang_until_power_cycle(board):
+    dev, term, _ = board
+    assert term.cmd("go") == "Usage:\r\ngo      - start application at address 'addr'\r\n\r\n"
+    term.write("go 0xe1000000\r")
+    term.read_until(r"## Starting application at 0xE1000000 \.\.\.\r\n")
+    term.write("\r\x03help\r")
+    time.sleep(0.3)  # a hung CPU answers nothing, whatever is typed
+    term.ser.timeout = 0.2
+    assert term.ser.read(4096) == b""
+    dev.power_cycle()
+    term.read_until("Hit any key to stop autoboot")
+    term.write(" ")
+    term.read_until(PROMPT)
+    term.write("loop.b 0xe1000000 4\r")
+    term.read_until("loop.b 0xe1000000 4\r\n")
+    term.write("\r")
+    term.ser.timeout = 0.3
+    assert term.ser.read(4096) == b""
+    assert dev.crash is None
