@@ -7,8 +7,9 @@ may close and reopen the port without the device seeing EIO.
 
 Modelled behaviour and its limits:
 
-* The device sees the baud the host set (``tcgetattr`` on the slave reflects
-  pyserial's setting; REFERENCE.md "ptys and pyserial"). When host and device
+* The device sees the baud the host set, custom rates included (TCGETS2 on
+  the slave reflects pyserial's setting; REFERENCE.md "ptys and pyserial"); a
+  host at B0 (hung up) exchanges nothing with the device. When host and device
   bauds differ, bytes in both directions are resampled bit by bit as a real
   UART receiver would (start-bit detection, mid-bit sampling, 8N1), so a user
   at the wrong baud sees deterministic garbage, not clean text. A framing
@@ -50,6 +51,12 @@ _SPEEDS = {
     for name in dir(termios)
     if name.startswith("B") and name[1:].isdigit()
 }
+
+
+# Linux struct termios2: four tcflag_t, c_line, 19 c_cc, then c_ispeed and c_ospeed.
+_TCGETS2 = 0x802C542A  # _IOR('T', 0x2A, struct termios2)
+_TERMIOS2_SIZE = 44
+_TERMIOS2_OSPEED = 40
 
 
 class LinkDown(Exception):
@@ -188,7 +195,16 @@ class VirtualUart:
         termios.tcsetattr(self._slave, termios.TCSANOW, attrs)
 
     def host_baud(self) -> int:
-        """The baud the host has set on its end of the pty."""
+        """The baud the host has set on its end of the pty (0: the host hung up, B0).
+
+        Read with TCGETS2, which reports the actual speed even for a custom rate
+        (pyserial sets those with BOTHER), so a host at 123456 baud is not taken for
+        one at the device's speed."""
+        try:
+            buf = fcntl.ioctl(self._slave, _TCGETS2, bytes(_TERMIOS2_SIZE))
+            return struct.unpack_from("I", buf, _TERMIOS2_OSPEED)[0]
+        except OSError:
+            pass
         try:
             attrs = termios.tcgetattr(self._slave)
         except termios.error:
@@ -285,7 +301,9 @@ class VirtualUart:
                         raise
                     raw = b""
                 if raw:
-                    data = resample(raw, self.host_baud() or self.baud, self.baud)
+                    host = self.host_baud()
+                    # a hung-up line (B0) carries nothing
+                    data = resample(raw, host, self.baud) if host else b""
                     if self.silent():
                         data = b""
                     data = self._apply_faults(data, "rx")
@@ -364,7 +382,8 @@ class VirtualUart:
             return
         self._check()
         self.transcript.add("dev", data)
-        out = resample(data, self.baud, self.host_baud() or self.baud)
+        host = self.host_baud()
+        out = resample(data, self.baud, host) if host else b""
         out = self._apply_faults(out, "tx")
         if self.faults.fifo is not None and self.faults.applies("tx"):
             room = max(0, self.faults.fifo - self._settled_pending())

@@ -199,3 +199,21 @@ def test_socat_can_wrap_the_port_over_tcp():
         finally:
             proc.terminate()
             proc.wait(5)
+
+
+def test_a_custom_host_baud_is_not_taken_for_the_device_baud():
+    """pyserial sets non-standard rates with BOTHER; the device must still see them."""
+    text = b"hilinux # "
+    with VirtualUart() as uart, open_host(uart, 123456, timeout=0.3) as host:
+        assert uart.host_baud() == 123456
+        uart.write(text)
+        got = host.read(64)
+        assert got == resample(text, 115200, 123456) and got != text
+
+
+def test_a_hung_up_host_exchanges_nothing():
+    with VirtualUart() as uart, open_host(uart, timeout=0.2) as host:
+        host.baudrate = 0
+        assert uart.host_baud() == 0
+        uart.write(b"banner")
+        assert host.read(16) == b""
