@@ -390,6 +390,30 @@ def baud_rate(text: str) -> int:
     return value
 
 
+def add_board_parser(subparsers: Any, board: str, *, help: str, description: str) -> Any:
+    """``camrescue BOARD``: its parser (exit codes in the epilog) and its subcommands."""
+    top = subparsers.add_parser(
+        board,
+        help=help,
+        description=description,
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_subparsers(dest=f"{board}_command", metavar="COMMAND", required=True)
+    return top
+
+
+def add_operation_parser(board_parser: argparse.ArgumentParser, name: str, *, help: str) -> Any:
+    """``camrescue BOARD NAME``, with the exit codes in its epilog."""
+    sub = next(a for a in board_parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.add_parser(
+        name,
+        help=help,
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """``--json``, ``--quiet`` and ``--transcript FILE``."""
     parser.add_argument(

@@ -13,9 +13,10 @@ import argparse
 from typing import Any
 
 from recovery.common import (
+    add_board_parser,
+    add_operation_parser,
     add_output_options,
     add_port_options,
-    exit_codes_epilog,
     parse_host_port,
     parse_int,
     progress_enabled,
@@ -165,32 +166,21 @@ def _shell_query(args: argparse.Namespace) -> ShellQuery:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``hi3511 {info,backup,flash,restore,boot}`` to an argparse subparsers object."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    top = subparsers.add_parser(
+    top = add_board_parser(
+        subparsers,
         "hi3511",
         help="HiSilicon Hi3511 cameras (U-Boot 1.1.4): info, backup, flash, restore, boot",
         description="Back up, crossgrade and restore a Hi3511 camera through its U-Boot console "
         "and TFTP. See docs/hi3511.md.",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
     )
-    sub = top.add_subparsers(dest="hi3511_command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "info",
-        help="U-Boot version, flash, environment, partitions",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
-    )
+    p = add_operation_parser(top, "info", help="U-Boot version, flash, environment, partitions")
     _common(p)
     _network_options(p)
     p.set_defaults(func=lambda a: run_operation(a, "info", lambda: info(_conn(a)), render=render))
 
-    p = sub.add_parser(
-        "backup",
-        help="upload kernel, root and settings over TFTP, verified",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
+    p = add_operation_parser(
+        top, "backup", help="upload kernel, root and settings over TFTP, verified"
     )
     _common(p)
     _network_options(p)
@@ -212,11 +202,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         )
     )
 
-    p = sub.add_parser(
-        "flash",
-        help="write a JFFS2 image or vendor .pkg to a partition, then boot",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
+    p = add_operation_parser(
+        top, "flash", help="write a JFFS2 image or vendor .pkg to a partition, then boot"
     )
     _common(p)
     _network_options(p)
@@ -267,12 +254,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
     p.set_defaults(func=_flash)
 
-    p = sub.add_parser(
-        "restore",
-        help="write a backup back (safe order), then boot",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
-    )
+    p = add_operation_parser(top, "restore", help="write a backup back (safe order), then boot")
     _common(p)
     _network_options(p)
     _shell_options(p)
@@ -320,11 +302,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
     p.set_defaults(func=_restore)
 
-    p = sub.add_parser(
-        "boot",
-        help="boot the kernel and report CRC errors and the mount",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
+    p = add_operation_parser(
+        top, "boot", help="boot the kernel and report CRC errors and the mount"
     )
     _common(p)
     _network_options(p)

@@ -20,9 +20,10 @@ from typing import Any
 
 from recovery.common import (
     ConsoleError,
+    add_board_parser,
+    add_operation_parser,
     add_output_options,
     add_port_options,
-    exit_codes_epilog,
     progress_enabled,
     run_operation,
 )
@@ -75,34 +76,21 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``w90p745 {info,dump,restore}`` to an argparse subparsers object."""
-    fmt = argparse.RawDescriptionHelpFormatter
-    top = subparsers.add_parser(
+    top = add_board_parser(
+        subparsers,
         "w90p745",
         help="Winbond W90P745 cameras (bootloader >): info, dump, restore",
         description="Back up and restore a W90P745 camera's flash images through its boot "
         "loader's serial console. See docs/w90p745.md.",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
     )
-    sub = top.add_subparsers(dest="w90p745_command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser(
-        "info",
-        help="loader version, memory and flash size, image table",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
-    )
+    p = add_operation_parser(top, "info", help="loader version, memory and flash size, image table")
     _common(p)
     p.set_defaults(
         func=lambda a: run_operation(a, "info", _with_port(a, lambda port: info(port, wait=a.wait)))
     )
 
-    p = sub.add_parser(
-        "dump",
-        help="dump images page by page with 'd' (resumable)",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
-    )
+    p = add_operation_parser(top, "dump", help="dump images page by page with 'd' (resumable)")
     _common(p)
     p.add_argument("--out", required=True, metavar="DIR", help="dump directory (created)")
     p.add_argument(
@@ -134,11 +122,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         )
     )
 
-    p = sub.add_parser(
-        "restore",
-        help="write a dump back with fx over Xmodem, then verify",
-        epilog=exit_codes_epilog(),
-        formatter_class=fmt,
+    p = add_operation_parser(
+        top, "restore", help="write a dump back with fx over Xmodem, then verify"
     )
     _common(p)
     p.add_argument("dir", metavar="DIR", help="a dump directory (with manifest.json)")
