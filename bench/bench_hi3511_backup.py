@@ -24,7 +24,9 @@ import serial
 
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import vendor_flash
-from recovery.hi3511 import Connection, NetOptions, backup, parse_md_bytes
+from recovery.hi3511.network import NetOptions
+from recovery.hi3511.operations import Connection, backup
+from recovery.hi3511.parsers import parse_md_bytes
 
 BAUD = 115200
 KERNEL = 0x34100000

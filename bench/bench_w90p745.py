@@ -24,8 +24,9 @@ from pathlib import Path
 
 from emulators.w90p745 import W90P745Device
 from recovery.transport import Port
-from recovery.w90_dump import ImageEntry
-from recovery.w90p745 import W90Console, dump
+from recovery.w90p745.driver import W90Console
+from recovery.w90p745.operations import dump
+from recovery.w90p745.parsers import ImageEntry
 
 BAUD = 115200
 BASE = 0x7F180000  # where the factory webui image (8) was: two free blocks once it is deleted

@@ -21,7 +21,8 @@ from contextlib import closing
 from pathlib import Path
 
 from emulators.xr872 import XR872Device
-from recovery.xr872 import Options, Session, dump
+from recovery.xr872.driver import Options, Session
+from recovery.xr872.operations import dump
 
 TARGET = 0.9
 SLOW = 115200

@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds every engine board to an existing argparse
 subparsers object (the ``camrescue`` command of harness/cli.py uses it);
 ``main(argv)`` builds its own parser (``python -m recovery``). Boards:
-``hi3511`` always; ``w90p745`` and ``xr872`` when their modules import.
+``hi3511``, ``w90p745`` and ``xr872``, each from its package's ``cli.py``.
 ``main`` never calls ``sys.exit`` and keeps no global state, so a harness can
 call it in-process and read the exit code (and, with ``--json``, one JSON
 object on stdout).
@@ -12,34 +12,24 @@ object on stdout).
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from recovery.common import EXIT_USAGE, exit_codes_epilog, print_json
+from recovery.errors import EXIT_USAGE, exit_codes_epilog
+from recovery.hi3511 import cli as hi3511_cli
+from recovery.jsonout import print_json
+from recovery.w90p745 import cli as w90p745_cli
+from recovery.xr872 import cli as xr872_cli
 
-BOARD_MODULES = ("recovery.hi3511", "recovery.w90p745", "recovery.xr872")
+BOARDS = (("hi3511", hi3511_cli), ("w90p745", w90p745_cli), ("xr872", xr872_cli))
 
 
 def register(subparsers: Any) -> list[str]:
     """Add the board subcommands; return the names of the boards added."""
-    added = []
-    for name in BOARD_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as e:
-            if name == "recovery.hi3511":
-                raise
-            if e.name != name:  # the module is there but broken: say so, keep the others
-                print(f"note: {name} unavailable: {e}", file=sys.stderr)
-            continue
-        hook = getattr(module, "register_cli", None)
-        if hook is None:
-            continue
-        hook(subparsers)
-        added.append(name.rsplit(".", 1)[1])
-    return added
+    for _, module in BOARDS:
+        module.register_cli(subparsers)
+    return [name for name, _ in BOARDS]
 
 
 class _BadCommandLine(Exception):

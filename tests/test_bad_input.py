@@ -29,7 +29,7 @@ from harness import fuzz
 from harness import lab as labmod
 from harness.firmware import xr872 as xfw
 from harness.firmware.hi3511 import root_image
-from recovery.tftp import TftpServer
+from recovery.tftp.server import TftpServer
 
 HI_BACKUP = (0x100000, 0x1000000)
 
@@ -635,7 +635,7 @@ def test_tftp_does_not_serve_directories_or_the_root_itself(served, tmp_path):
 
 
 def test_tftp_publish_refuses_unsafe_names(served):
-    from recovery.tftp import UnsafeName
+    from recovery.tftp.server import UnsafeName
 
     _, _, server = served
     for name in ("../x", "/abs", "a\\b", "", "a//b"):

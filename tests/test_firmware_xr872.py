@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.firmware import xr872 as fw
-from recovery import xr872 as engine
+from recovery.xr872 import operations as engine
 
 
 def cs16(data: bytes) -> int:

@@ -21,7 +21,7 @@ import serial
 from emulators.hi3511 import Hi3511Device
 from harness.firmware import FIRMWARE_NAMES, root_image, vendor_flash, vendor_pkg
 from recovery.cli import main
-from recovery.hi3511 import UBoot
+from recovery.hi3511.driver import UBoot
 from recovery.transport import Port
 
 ROOT_OFF, ROOT_SIZE = 0x200000, 0xD00000

@@ -172,7 +172,7 @@ def test_flash_needs_a_backup_of_this_camera(flash_a, image_b, tmp_path):
     data = flash_a[0x100000:]
     bk = tmp_path / "other.bin"
     bk.write_bytes(data)
-    from recovery.hi3511 import load_backup
+    from recovery.hi3511.backupfile import load_backup
 
     manifest = {
         "board": "hi3511",
@@ -193,7 +193,7 @@ def test_flash_needs_a_backup_of_this_camera(flash_a, image_b, tmp_path):
 def test_a_damaged_backup_is_refused(tmp_path, flash_a):
     good = tmp_path / "bk.bin"
     good.write_bytes(flash_a[0x100000:])
-    from recovery.hi3511 import load_backup
+    from recovery.hi3511.backupfile import load_backup
 
     ranges = load_backup(good).ranges
     data = bytearray(good.read_bytes())

@@ -295,7 +295,8 @@ def test_hi3511_engine_erase_waits_as_long_as_the_sectors_need():
     """Four sectors take 2 s in real time: the engine's timeout comes from the sector count
     and flinfo's erase timeout (one stall timeout per progress dot), so it neither gives up
     nor waits long after the last dot."""
-    from recovery.hi3511 import Region, UBoot
+    from recovery.hi3511.driver import UBoot
+    from recovery.hi3511.flashmap import Region
     from recovery.transport import Port
 
     with closing(Hi3511Device(initial_flash=vendor_flash("A"), realtime=True)) as dev:
@@ -316,7 +317,7 @@ def test_hi3511_engine_erase_waits_as_long_as_the_sectors_need():
 
 def test_w90_engine_reads_pages_at_115200_in_real_time():
     from recovery.transport import Port
-    from recovery.w90p745 import W90Console
+    from recovery.w90p745.driver import W90Console
 
     with closing(W90P745Device(realtime=True)) as dev:
         with Port(dev.path, BAUD, timeout=10) as port:
@@ -339,7 +340,7 @@ def test_w90_engine_dump_of_one_image_in_real_time(tmp_path: Path):
     """The whole ``dump`` path in real time: attach at power-on (the engine's ESC reaches the
     loader while it prints its banner), ``ls -al`` read twice, the page read twice."""
     from recovery.transport import Port
-    from recovery.w90p745 import dump
+    from recovery.w90p745.operations import dump
 
     with closing(W90P745Device(realtime=True)) as dev:
         with Port(dev.path, BAUD, timeout=10) as port:
@@ -358,7 +359,7 @@ def test_w90_engine_dump_of_one_image_in_real_time(tmp_path: Path):
 def test_xr872_engine_enters_the_rom_syncs_and_reads_in_real_time():
     """Console login and ``upgrade`` at 115200, the sync, a baud raise to 921600, a 16 KiB read:
     the firmware's real boot-log pauses and the ROM's answers must fit the engine's waits."""
-    from recovery.xr872 import Options, Session
+    from recovery.xr872.driver import Options, Session
 
     with closing(XR872Device(realtime=True, seed=5)) as dev:
         opts = Options(port=dev.path, max_baud=921_600, progress=False)
@@ -384,8 +385,8 @@ def test_xr872_engine_enters_the_rom_syncs_and_reads_in_real_time():
 def test_xr872_engine_erases_and_programs_with_the_chips_times():
     """A 64 KiB block erase (250 ms), 4 KiB sector erases (45 ms) and page programs (0.7 ms per
     256 bytes) answered only when done: the engine's waits cover them and the data lands."""
-    from recovery import xr872_brom as brom
-    from recovery.xr872 import Options, Session
+    from recovery.xr872 import brom
+    from recovery.xr872.driver import Options, Session
 
     data = bytes(range(256)) * 16  # 4 KiB
     with closing(XR872Device(realtime=True, seed=6)) as dev:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.firmware import Tree, build_jffs2, root_image, vendor_pkg
-from recovery.common import ImageError
-from recovery.images import (
+from recovery.errors import ImageError
+from recovery.hi3511.images import (
     crc32_le,
     find_payload,
     identify,

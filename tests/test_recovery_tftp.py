@@ -16,8 +16,8 @@ import tftpy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.common import NetworkError
-from recovery.tftp import TftpServer, UnsafeName, safe_path
+from recovery.errors import NetworkError
+from recovery.tftp.server import TftpServer, UnsafeName, safe_path
 
 
 @pytest.fixture

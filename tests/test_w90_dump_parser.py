@@ -1,4 +1,4 @@
-"""The W90P745 ``d`` page, ``ls -al`` and banner parsers (recovery/w90_dump.py).
+"""The W90P745 ``d`` page, ``ls -al`` and banner parsers (recovery/w90p745/parsers.py).
 
 Pages are rendered here by a small independent renderer written from the
 seed's format (REFERENCE.md: ``[%08X] %08X %08X - %08X %08X  <16 ascii>``,
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery.w90_dump import (
+from recovery.w90p745.parsers import (
     ImageEntry,
     PageError,
     ascii_char_ok,

@@ -1,4 +1,4 @@
-"""``camrescue w90p745 info|dump|restore`` (recovery.w90p745.register_cli)
+"""``camrescue w90p745 info|dump|restore`` (recovery.w90p745.cli.register_cli)
 against the emulated board: exit codes, --json, progress, transcripts."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import subprocess
 import sys
 
 from emulators.w90p745 import W90P745Device
-from recovery.common import EXIT_CONSOLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE
-from recovery.w90p745 import FLASH_BASE, register_cli
+from recovery.errors import EXIT_CONSOLE, EXIT_INPUT, EXIT_OK, EXIT_USAGE
+from recovery.w90p745.cli import register_cli
+from recovery.w90p745.operations import FLASH_BASE
 
 
 def run(argv: list[str]) -> int:

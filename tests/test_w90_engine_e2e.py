@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 from emulators.w90p745 import W90P745Device
-from recovery.common import ConsoleError, ImageError, RefusedError, UsageError
+from recovery.errors import ConsoleError, ImageError, RefusedError, UsageError
 from recovery.transport import Port
-from recovery.w90_dump import ImageEntry, parse_image_table
-from recovery.w90p745 import (
-    FLASH_BASE,
-    W90Console,
-    dump,
-    info,
-    load_dump,
-    restore,
-)
+from recovery.w90p745.driver import W90Console
+from recovery.w90p745.dumpdir import load_dump
+from recovery.w90p745.operations import FLASH_BASE, dump, info, restore
+from recovery.w90p745.parsers import ImageEntry, parse_image_table
 
 TINY = ImageEntry(9, "tiny", 0x7F1F0000, 16 * 1024 + 384, 0x7F1F0000, "a")
 SEED_TABLE = [

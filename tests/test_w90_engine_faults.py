@@ -11,10 +11,11 @@ import pytest
 
 from emulators.serial import LinkFaults
 from emulators.w90p745 import W90P745Device
-from recovery.common import RecoveryError
+from recovery.errors import RecoveryError
 from recovery.transport import Port
-from recovery.w90_dump import ImageEntry
-from recovery.w90p745 import FLASH_BASE, W90Console, dump, restore
+from recovery.w90p745.driver import W90Console
+from recovery.w90p745.operations import FLASH_BASE, dump, restore
+from recovery.w90p745.parsers import ImageEntry
 
 TINY = ImageEntry(9, "tiny", 0x7F1F0000, 8 * 1024 + 640, 0x7F1F0000, "a")
 

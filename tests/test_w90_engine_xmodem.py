@@ -1,4 +1,4 @@
-"""The engine's Xmodem-CRC/1K sender (recovery/xmodem_send.py) against
+"""The engine's Xmodem-CRC/1K sender (recovery/xmodem.py) against
 third-party receivers over real ptys: lrzsz ``rx -c`` and the ``xmodem``
 PyPI package."""
 
@@ -19,13 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from xmodem import XMODEM
 
-from recovery.xmodem_send import (
-    XmodemError,
-    blocks_for,
-    crc16_xmodem,
-    padded_length,
-    send,
-)
+from recovery.xmodem import XmodemError, blocks_for, crc16_xmodem, padded_length, send
 
 
 class FdLink:
@@ -85,8 +79,13 @@ def test_sender_against_lrzsz_rx(tmp_path, pty_pair, use_1k, size):
     master, slave = pty_pair
     data = random.Random(size).randbytes(size)
     out = tmp_path / "got.bin"
+    # lrzsz refuses an absolute file name ("Security Violation"): name it relative to cwd
     proc = subprocess.Popen(
-        ["rx", "-c", "-b", str(out)], stdin=slave, stdout=slave, stderr=subprocess.PIPE
+        ["rx", "-c", "-b", out.name],
+        stdin=slave,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
     )
     try:
         link = FdLink(master)

@@ -18,9 +18,10 @@ import pytest
 from emulators.serial import LinkFaults
 from emulators.xr872 import XR872Device
 from harness.firmware import xr872 as fw
-from recovery import xr872 as x
-from recovery.common import BootError, ConsoleError, DeviceError, ImageError, RefusedError
+from recovery.errors import BootError, ConsoleError, DeviceError, ImageError, RefusedError
 from recovery.transport import Port
+from recovery.xr872 import cli as xcli
+from recovery.xr872 import operations as x
 
 FAST = {"boot_wait": 0.5, "timeout": 0.5, "settle": 0.1, "progress": False}
 CLI_FAST = ["--boot-wait", "0.5", "--timeout", "0.5", "--settle", "0.1"]
@@ -106,7 +107,7 @@ def test_info_in_recovery_mode_leaves_the_unit_in_the_rom(cwd):
 
 def test_info_cli_json(cwd, capsys):
     with XR872Device(seed=3) as dev:
-        code = x.main(["xr872", "info", "--port", dev.path, "--json", *CLI_FAST])
+        code = xcli.main(["xr872", "info", "--port", dev.path, "--json", *CLI_FAST])
         out = json.loads(capsys.readouterr().out)
         assert code == 0 and out["ok"] is True and out["exit_code"] == 0
         assert out["link"]["jedec_id"] == "c84014"
@@ -233,7 +234,7 @@ def test_write_refuses_bad_images_before_touching_anything(cwd, capsys, make, wo
     (cwd / "bad.img").write_bytes(make())
     with XR872Device(seed=9) as dev:
         before = dev.flash.snapshot()
-        code = x.main(["xr872", "write", "--port", dev.path, "bad.img", "--json"])
+        code = xcli.main(["xr872", "write", "--port", dev.path, "bad.img", "--json"])
         out = json.loads(capsys.readouterr().out)
         assert code == 3 and out["ok"] is False and out["error"] == "ImageError"
         assert words in out["message"] and "nothing was written" in out["flash_state"]
@@ -246,7 +247,7 @@ def test_forced_xr809_image_is_written_and_the_unit_stays_in_recovery(cwd, capsy
     img = fw.build_image(fw.xr809_sections())
     (cwd / "xr809.img").write_bytes(img)
     with XR872Device(seed=10) as dev:
-        code = x.main(
+        code = xcli.main(
             ["xr872", "write", "--port", dev.path, "xr809.img", "--force", "--backup", "b.bin",
              "--json", *CLI_FAST]
         )  # fmt: skip
@@ -314,7 +315,7 @@ def test_clone_refuses_a_donor_that_is_not_a_whole_dump(cwd):
 def test_a_port_with_nothing_behind_it(cwd, capsys):
     master, slave = os.openpty()
     try:
-        code = x.main(["xr872", "info", "--port", os.ttyname(slave), "--json", *CLI_FAST])
+        code = xcli.main(["xr872", "info", "--port", os.ttyname(slave), "--json", *CLI_FAST])
     finally:
         os.close(master)
         os.close(slave)
@@ -325,7 +326,7 @@ def test_a_port_with_nothing_behind_it(cwd, capsys):
 
 
 def test_a_port_that_cannot_be_opened(cwd, capsys):
-    code = x.main(["xr872", "info", "--port", str(cwd / "ttyNOPE"), "--json"])
+    code = xcli.main(["xr872", "info", "--port", str(cwd / "ttyNOPE"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 4 and "cannot open serial port" in out["message"]
 

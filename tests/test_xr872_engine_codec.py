@@ -1,4 +1,4 @@
-"""The engine's own BROM codec (recovery/xr872_brom.py): framing, checksums, requests.
+"""The engine's own BROM codec (recovery/xr872/brom.py): framing, checksums, requests.
 
 Reference values are computed here independently (a byte loop for checksum16,
 hand-assembled frames), never with the codec itself.
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recovery import xr872_brom as b
 from recovery.transport import Port
+from recovery.xr872 import brom as b
 
 
 def preimage(frame_bytes: bytes, fields: tuple[int, ...] = ()) -> bytes:

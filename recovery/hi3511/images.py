@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery.common import ImageError
+from recovery.errors import ImageError
 
 JFFS2_MAGIC = 0x1985
 ACCURATE = 0x2000

@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from recovery import xr872_brom as brom
-from recovery.common import ConsoleError, DeviceError, Progress
+from recovery.errors import ConsoleError, DeviceError
+from recovery.progress import Progress
 from recovery.transport import Port, TransportError
-from recovery.xr872_image import FLASH_SIZE
+from recovery.xr872 import brom
+from recovery.xr872.image import FLASH_SIZE
 
 ROM_BAUD = 115200
 BAUD_LADDER = (3_000_000, 1_500_000, 921_600)

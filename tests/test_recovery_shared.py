@@ -1,4 +1,4 @@
-"""recovery.common: exit codes, errors, atomic files, progress bars, JSON results, CLI helpers."""
+"""recovery's shared parts (errors, files, progress, jsonout, cliutil): exit codes, errors, atomic files, progress bars, JSON results, CLI helpers."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recovery import common
-from recovery.common import (
+from recovery import cliutil, jsonout
+from recovery.cliutil import parse_host_port, parse_int, run_operation
+from recovery.errors import (
     EXIT_CODES,
     BootError,
     ConsoleError,
@@ -23,20 +24,15 @@ from recovery.common import (
     ImageError,
     Interrupted,
     NetworkError,
-    Progress,
     RecoveryError,
     RefusedError,
     UsageError,
     VerifyError,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_writer,
     exit_codes_epilog,
-    parse_host_port,
-    parse_int,
-    run_operation,
-    to_jsonable,
 )
+from recovery.files import atomic_write_bytes, atomic_write_json, atomic_writer
+from recovery.jsonout import to_jsonable
+from recovery.progress import Progress
 
 
 def test_every_error_class_has_its_own_documented_exit_code():
@@ -222,14 +218,14 @@ def test_module_api_is_stable():
         "add_port_options",
         "add_output_options",
         "progress_enabled",
-        "print_json",
         "say",
         "warn",
     ):
-        assert callable(getattr(common, name))
+        assert callable(getattr(cliutil, name))
+    assert callable(jsonout.print_json)
     p = argparse.ArgumentParser()
-    common.add_port_options(p, baud=38400)
-    common.add_output_options(p)
+    cliutil.add_port_options(p, baud=38400)
+    cliutil.add_output_options(p)
     a = p.parse_args(["--port", "/dev/ttyUSB0", "--json", "--transcript", "t.txt"])
     assert (a.port, a.baud, a.json, a.quiet, a.transcript) == (
         "/dev/ttyUSB0",
@@ -238,4 +234,4 @@ def test_module_api_is_stable():
         False,
         "t.txt",
     )
-    assert common.progress_enabled(a) is False
+    assert cliutil.progress_enabled(a) is False

@@ -26,13 +26,13 @@ This module holds the operations (``info``, ``dump``, ``restore``):
 
 The parts, one job each:
 
-* recovery/w90_dump.py: parsers of the loader's output (``d`` pages,
+* recovery/w90p745/parsers.py: parsers of the loader's output (``d`` pages,
   ``ls -al``, the banner);
-* recovery/w90_console.py: the console driver (attach, echo-checked
+* recovery/w90p745/driver.py: the console driver (attach, echo-checked
   commands, the image table, pages, ``fx``);
-* recovery/w90_dumpdir.py: the dump directory (file names, manifest, resume
+* recovery/w90p745/dumpdir.py: the dump directory (file names, manifest, resume
   state, :func:`load_dump`);
-* recovery/w90_cli.py: ``camrescue w90p745 ...`` (:func:`register_cli`).
+* recovery/w90p745/cli.py: ``camrescue w90p745 ...`` (:func:`register_cli`).
 
 Their public names are re-exported here.
 """
@@ -46,34 +46,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery.common import (
-    ConsoleError,
-    Progress,
-    RecoveryError,
-    RefusedError,
-    UsageError,
-    VerifyError,
-    atomic_write_json,
-    fsync_dir,
-)
+from recovery.errors import ConsoleError, RecoveryError, RefusedError, UsageError, VerifyError
+from recovery.files import atomic_write_json, fsync_dir
+from recovery.progress import Progress
 from recovery.transport import Port, TransportError
-from recovery.w90_console import (
-    BANNER_RE,
-    ESC,
+from recovery.w90p745.driver import (
     FLASH_BLOCK,
-    LINUX_RE,
-    PRESS_ESC_RE,
-    PROMPT_END_RE,
-    PROMPT_RE,
-    EchoError,
     Notify,
     W90Console,
     check_fx_entry,
-    fx_command,
     stderr_notify,
 )
-from recovery.w90_dump import PAGE_SIZE, ImageEntry, LoaderInfo
-from recovery.w90_dumpdir import (
+from recovery.w90p745.dumpdir import (
     FORMAT,
     MANIFEST,
     STATE,
@@ -85,7 +69,8 @@ from recovery.w90_dumpdir import (
     utc_now,
     write_manifest,
 )
-from recovery.xmodem_send import padded_length
+from recovery.w90p745.parsers import PAGE_SIZE, ImageEntry
+from recovery.xmodem import padded_length
 
 FLASH_BASE = 0x7F000000
 DEFAULT_FLASH_SIZE = 0x200000
@@ -492,52 +477,3 @@ def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> No
                 hint="run the restore again; if it repeats, the flash block may be worn out",
             )
         bar.update(base + offset + len(want))
-
-
-def register_cli(subparsers: Any) -> Any:
-    """Add ``w90p745 {info,dump,restore}`` to an argparse subparsers object.
-
-    The parser lives in recovery/w90_cli.py (imported here, when asked for, because
-    it imports the operations above)."""
-    from recovery.w90_cli import register_cli as register
-
-    return register(subparsers)
-
-
-# Public names, the parts' included: recovery.w90p745 stays the one import for users.
-__all__ = [
-    "BANNER_RE",
-    "DEFAULT_FLASH_SIZE",
-    "ESC",
-    "FLASH_BASE",
-    "FLASH_BLOCK",
-    "FORMAT",
-    "LINUX_RE",
-    "LOADER_END",
-    "MANIFEST",
-    "PRESS_ESC_RE",
-    "PROMPT_END_RE",
-    "PROMPT_RE",
-    "RECORD_SIZE",
-    "STATE",
-    "BoardInfo",
-    "DumpImage",
-    "DumpResult",
-    "DumpedImage",
-    "EchoError",
-    "ImageEntry",
-    "LoaderInfo",
-    "Notify",
-    "RestoreResult",
-    "RestoredImage",
-    "W90Console",
-    "check_fx_entry",
-    "dump",
-    "file_name",
-    "fx_command",
-    "info",
-    "load_dump",
-    "register_cli",
-    "restore",
-    "select_images",
-]

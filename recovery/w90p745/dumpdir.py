@@ -6,7 +6,7 @@ and sizes, the whole image table, and per image its table entry, file,
 sha256 and date; ``complete`` once every chosen image is there). While an
 image is being read it is ``<file>.part`` and ``.w90-dump-state.json`` names
 its table entry, so an interrupted dump resumes at the last whole page. The
-manifest is written atomically (:func:`recovery.common.atomic_write_json`).
+manifest is written atomically (:func:`recovery.files.atomic_write_json`).
 :func:`load_dump` is the check a restore makes before it touches the camera.
 """
 
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery.common import ImageError, atomic_write_json
-from recovery.w90_dump import ImageEntry, LoaderInfo
+from recovery.errors import ImageError
+from recovery.files import atomic_write_json
+from recovery.w90p745.parsers import ImageEntry, LoaderInfo
 
 MANIFEST = "manifest.json"
 STATE = ".w90-dump-state.json"

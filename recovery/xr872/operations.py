@@ -2,10 +2,10 @@
 
 This module holds the operations and the order in which they touch the flash;
 the engine reaches the XRadio boot ROM through :class:`Session`
-(recovery/xr872_session.py: console login and ``upgrade``, the 0x55 sync, the
+(recovery/xr872/driver.py: console login and ``upgrade``, the 0x55 sync, the
 SETUART baud ladder, verified reads, the reboot check) and judges images and
-the system-info record with recovery/xr872_image.py. ``camrescue xr872 ...``
-is recovery/xr872_cli.py. Their public names are re-exported here.
+the system-info record with recovery/xr872/image.py. ``camrescue xr872 ...``
+is recovery/xr872/cli.py. Their public names are re-exported here.
 
 Everything the engine writes is written atomically; it backs up before it
 writes, erases only the sectors that need it (:func:`plan_write`: sectors that
@@ -13,7 +13,7 @@ match are left alone, a sector whose new content only clears bits is programmed
 without an erase, a whole 64 KiB block is erased at once when all its sectors
 need it), reads back what it wrote (a sector that reads back wrong is redone
 twice at most), and reboots to see whether the unit boots. Errors are
-``recovery.common`` errors (exit codes in ``recovery.common.EXIT_CODES``):
+``recovery.common`` errors (exit codes in ``recovery.errors.EXIT_CODES``):
 ConsoleError 4 (port, no ROM, no console), ImageError 3 (refused image),
 VerifyError 6, DeviceError 7 (the ROM refused a command or the line kept
 corrupting data), BootError 8 (written and verified but the unit did not
@@ -33,60 +33,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery import xr872_brom as brom
-from recovery.common import (
-    ImageError,
-    Progress,
-    RefusedError,
-    VerifyError,
-    atomic_write_json,
-    fsync_dir,
+from recovery.errors import ImageError, RefusedError, VerifyError
+from recovery.files import atomic_write_json, fsync_dir
+from recovery.progress import Progress
+from recovery.xr872 import brom
+from recovery.xr872.driver import (
+    UNTOUCHED,
+    BootCheck,
+    LinkInfo,
+    Options,
+    Session,
 )
-from recovery.xr872_image import (
-    APP_ID,
+from recovery.xr872.image import (
     AWIH_MAGIC,
     BLOCK,
-    BOOT_ID,
     FLASH_SIZE,
-    IMAGE_AREA_END,
-    NET_ID,
     NO_ADDR,
-    SECTION_HEADER,
-    SECTION_NAMES,
     SECTOR,
-    SYSINFO_MAGIC,
     SYSINFO_OFFSET,
     SYSINFO_SIZE,
-    XR872_SRAM,
     Identity,
     ImageCheck,
     Section,
     check_image,
     classify_chip,
-    format_mac,
     layout_problems,
     next_addr,
     parse_mac,
     parse_sections,
     parse_sysinfo,
     patch_sysinfo,
-)
-from recovery.xr872_session import (
-    BANNER_RE,
-    BAUD_LADDER,
-    DEFAULT_PASSWORD,
-    DEFAULT_USER,
-    INCORRECT_RE,
-    LOGIN_RE,
-    PASSWORD_RE,
-    PROMPT_RE,
-    ROM_BAUD,
-    STRAP_HELP,
-    UNTOUCHED,
-    BootCheck,
-    LinkInfo,
-    Options,
-    Session,
 )
 
 WRITE_UNIT = brom.FLASH_UNIT  # FLASH_READ/FLASH_WRITE granularity (512 bytes)
@@ -572,83 +548,3 @@ def clone(
         if reboot:
             res.boot = s.reboot_and_check()
         return CloneResult(res, donor_id, unit_id, written)
-
-
-def register_cli(subparsers: Any) -> Any:
-    """Add ``xr872 info|dump|write|clone``; each sets ``func(args) -> exit code``.
-
-    The parser lives in recovery/xr872_cli.py (imported here, when asked for, because
-    it imports the operations above)."""
-    from recovery.xr872_cli import register_cli as register
-
-    return register(subparsers)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m recovery.xr872 info --port ...``: the same as ``camrescue xr872 ...``
-    (a leading ``xr872`` is accepted too)."""
-    from recovery.xr872_cli import main as cli_main
-
-    return cli_main(argv)
-
-
-# Public names, the parts' included: recovery.xr872 stays the one import for users.
-__all__ = [
-    "APP_ID",
-    "AWIH_MAGIC",
-    "BANNER_RE",
-    "BAUD_LADDER",
-    "BLOCK",
-    "BOOT_ID",
-    "DEFAULT_PASSWORD",
-    "DEFAULT_USER",
-    "FLASH_SIZE",
-    "IMAGE_AREA_END",
-    "INCORRECT_RE",
-    "LOGIN_RE",
-    "NET_ID",
-    "NO_ADDR",
-    "PASSWORD_RE",
-    "PROMPT_RE",
-    "ROM_BAUD",
-    "SECTION_HEADER",
-    "SECTION_NAMES",
-    "SECTOR",
-    "STRAP_HELP",
-    "SYSINFO_MAGIC",
-    "SYSINFO_OFFSET",
-    "SYSINFO_SIZE",
-    "UNTOUCHED",
-    "WRITE_UNIT",
-    "XR872_SRAM",
-    "BootCheck",
-    "CloneResult",
-    "DumpResult",
-    "Identity",
-    "ImageCheck",
-    "InfoResult",
-    "LinkInfo",
-    "Options",
-    "Section",
-    "Session",
-    "WritePlan",
-    "WriteResult",
-    "check_image",
-    "classify_chip",
-    "clone",
-    "dump",
-    "format_mac",
-    "info",
-    "main",
-    "parse_mac",
-    "parse_sections",
-    "parse_sysinfo",
-    "patch_sysinfo",
-    "plan_write",
-    "register_cli",
-    "write",
-]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -25,12 +25,12 @@ This module holds the operations (``info``, ``backup``, ``flash``, ``restore``,
 
 The parts, one job each:
 
-* recovery/hi3511_map.py: the flash and RAM map, regions, name/address checks;
-* recovery/uboot.py: the U-Boot console driver (attach, commands, tftp, erase,
-  cp.b, bootm) with recovery/uboot_parse.py, the parsers of its output;
-* recovery/hi3511_net.py: IP settings and the TFTP files;
-* recovery/hi3511_backupfile.py: the backup image and its manifest;
-* recovery/hi3511_cli.py: ``camrescue hi3511 ...`` (:func:`register_cli`).
+* recovery/hi3511/flashmap.py: the flash and RAM map, regions, name/address checks;
+* recovery/hi3511/driver.py: the U-Boot console driver (attach, commands, tftp, erase,
+  cp.b, bootm) with recovery/hi3511/parsers.py, the parsers of its output;
+* recovery/hi3511/network.py: IP settings and the TFTP files;
+* recovery/hi3511/backupfile.py: the backup image and its manifest;
+* recovery/hi3511/cli.py: ``camrescue hi3511 ...`` (:func:`register_cli`).
 
 Their public names are re-exported here.
 """
@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery.common import (
+from recovery.cliutil import warn
+from recovery.errors import (
     BootError,
     ConsoleError,
     DeviceError,
@@ -60,63 +61,39 @@ from recovery.common import (
     RefusedError,
     UsageError,
     VerifyError,
-    warn,
 )
-from recovery.hi3511_backupfile import (
+from recovery.hi3511.backupfile import (
     BackupImage,
     load_backup,
     make_manifest,
     manifest_path,
     save_backup,
 )
-from recovery.hi3511_map import (
+from recovery.hi3511.driver import (
+    ShellQuery,
+    UBoot,
+)
+from recovery.hi3511.flashmap import (
     BAUD,
-    BOARD,
     DEFAULT_BACKUP,
     FLASH_BASE,
     FLASH_SIZE,
     JFFS2_REGIONS,
     KERNEL_ADDRESS,
-    LOAD_ADDRESS,
-    RAM_BASE,
-    RAM_SIZE,
     REGIONS,
     SECTOR_SIZE,
-    UBOOT_RAM,
     Region,
     check_load_address,
     check_name,
-    in_flash,
 )
-from recovery.hi3511_net import NetOptions, NetSettings, TftpFiles, resolve_network
-from recovery.images import looks_like_jffs2, parse_node_header, prepare_jffs2_image
-from recovery.transport import Port, TransportError
-from recovery.uboot import (
-    AUTOBOOT_RE,
-    CBSIZE,
-    CP_CHUNK,
-    LINUX_RE,
-    MIN_READ_RATE,
-    MIN_TFTP_RATE,
-    PROMPT,
-    PROMPT_RE,
-    SCAN_RATE,
-    SHELL_RE,
-    WORD_PROGRAM_MAX,
-    ShellQuery,
-    TftpResult,
-    UBoot,
-)
-from recovery.uboot_parse import (
+from recovery.hi3511.images import looks_like_jffs2, parse_node_header, prepare_jffs2_image
+from recovery.hi3511.network import NetOptions, NetSettings, TftpFiles, resolve_network
+from recovery.hi3511.parsers import (
     BootReport,
-    FlashInfo,
-    UImageInfo,
-    parse_env,
-    parse_flinfo,
-    parse_md_bytes,
     parse_mtdparts,
     parse_uimage_header,
 )
+from recovery.transport import Port, TransportError
 
 # -- one attached camera -------------------------------------------------------------
 
@@ -658,73 +635,3 @@ def boot(conn: Connection, *, shell: ShellQuery | None = None) -> dict[str, Any]
         facts = {**_boot_facts(rep), "steps": sess.steps}
         _boot_verdict(rep, facts, "booted")
         return {"message": "booted, root mounted with no CRC errors", **facts}
-
-
-def register_cli(subparsers: Any) -> Any:
-    """Add ``hi3511 {info,backup,flash,restore,boot}`` to an argparse subparsers object.
-
-    The parser lives in recovery/hi3511_cli.py (imported here, when asked for, because
-    it imports the operations above)."""
-    from recovery.hi3511_cli import register_cli as register
-
-    return register(subparsers)
-
-
-# Public names, the parts' included: recovery.hi3511 stays the one import for users.
-__all__ = [
-    "AUTOBOOT_RE",
-    "BAUD",
-    "BOARD",
-    "CBSIZE",
-    "CP_CHUNK",
-    "DEFAULT_BACKUP",
-    "FLASH_BASE",
-    "FLASH_SIZE",
-    "JFFS2_REGIONS",
-    "KERNEL_ADDRESS",
-    "LINUX_RE",
-    "LOAD_ADDRESS",
-    "MIN_READ_RATE",
-    "MIN_TFTP_RATE",
-    "PROMPT",
-    "PROMPT_RE",
-    "RAM_BASE",
-    "RAM_SIZE",
-    "REGIONS",
-    "SCAN_RATE",
-    "SECTOR_SIZE",
-    "SHELL_RE",
-    "UBOOT_RAM",
-    "WORD_PROGRAM_MAX",
-    "BackupImage",
-    "BootReport",
-    "Connection",
-    "FlashInfo",
-    "NetOptions",
-    "NetSettings",
-    "Region",
-    "Session",
-    "ShellQuery",
-    "Step",
-    "TftpFiles",
-    "TftpResult",
-    "UBoot",
-    "UImageInfo",
-    "backup",
-    "boot",
-    "check_load_address",
-    "check_name",
-    "flash",
-    "in_flash",
-    "info",
-    "load_backup",
-    "manifest_path",
-    "parse_env",
-    "parse_flinfo",
-    "parse_md_bytes",
-    "parse_mtdparts",
-    "parse_uimage_header",
-    "register_cli",
-    "resolve_network",
-    "restore",
-]

@@ -1,12 +1,12 @@
 """``camrescue w90p745 {info,dump,restore}``: options, and running the operations.
 
 Turns the command line into the arguments of the operations in
-recovery/w90p745.py and runs them through :func:`recovery.common.run_operation`
+recovery/w90p745/operations.py and runs them through :func:`recovery.cliutil.run_operation`
 (one JSON object with ``--json``, else the result's message for a person; the
-exit codes of ``recovery.common.EXIT_CODES``). ``--port`` may name a device
+exit codes of ``recovery.errors.EXIT_CODES``). ``--port`` may name a device
 that does not exist yet (an adapter being plugged in, an emulator being
 started): it is waited for during ``--wait``. :func:`register_cli` is
-re-exported by recovery/w90p745.py, where recovery/cli.py looks for it.
+re-exported by recovery/w90p745/operations.py, where recovery/cli.py looks for it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from recovery.common import (
-    ConsoleError,
+from recovery.cliutil import (
     add_board_parser,
     add_operation_parser,
     add_output_options,
@@ -27,8 +26,9 @@ from recovery.common import (
     progress_enabled,
     run_operation,
 )
+from recovery.errors import ConsoleError
 from recovery.transport import Port, TransportError
-from recovery.w90p745 import dump, info, restore
+from recovery.w90p745.operations import dump, info, restore
 
 
 def _open(args: argparse.Namespace) -> Port:

@@ -52,9 +52,9 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from recovery.common import ConsoleError, DeviceError, ImageError, VerifyError
+from recovery.errors import ConsoleError, DeviceError, ImageError, VerifyError
 from recovery.transport import Port, Timeout
-from recovery.w90_dump import (
+from recovery.w90p745.parsers import (
     LINES_PER_PAGE,
     ImageEntry,
     LoaderInfo,
@@ -64,8 +64,8 @@ from recovery.w90_dump import (
     parse_page,
     parse_page_rows,
 )
-from recovery.xmodem_send import XmodemError
-from recovery.xmodem_send import send as xmodem_send
+from recovery.xmodem import XmodemError
+from recovery.xmodem import send as xmodem_send
 
 FLASH_BLOCK = 0x10000  # the loader erases and places images in 64 KiB blocks
 

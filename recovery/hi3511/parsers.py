@@ -16,8 +16,8 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from recovery.common import DeviceError
-from recovery.hi3511_map import FLASH_BASE, FLASH_SIZE, Region
+from recovery.errors import DeviceError
+from recovery.hi3511.flashmap import FLASH_BASE, FLASH_SIZE, Region
 
 
 @dataclass

@@ -18,7 +18,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from recovery import xr872_brom as brom
+from recovery.xr872 import brom
 
 # -- flash layout --------------------------------------------------------------------
 FLASH_SIZE = 0x100000

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from recovery.common import ImageError, UsageError
+from recovery.errors import ImageError, UsageError
 
 BOARD = "hi3511"
 BAUD = 115200

@@ -7,7 +7,7 @@ subnet before it types anything (:func:`resolve_network`).
 
 :class:`TftpFiles` is the server side as the engine needs it: files offered to
 the camera and uploads collected from it, either through the embedded server
-(recovery/tftp.py) or through the root directory of the user's own TFTP server
+(recovery/tftp/server.py) or through the root directory of the user's own TFTP server
 (``--no-server --tftp-root DIR``; tftpd-hpa needs ``-c`` for uploads).
 """
 
@@ -21,9 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from recovery.common import NetworkError, UsageError, atomic_write_bytes
-from recovery.hi3511_map import LOAD_ADDRESS
-from recovery.tftp import TftpServer, safe_path
+from recovery.errors import NetworkError, UsageError
+from recovery.files import atomic_write_bytes
+from recovery.hi3511.flashmap import LOAD_ADDRESS
+from recovery.tftp.server import TftpServer, safe_path
 
 
 @dataclass

@@ -1,10 +1,10 @@
 """``camrescue xr872 {info,dump,write,clone}``: options, messages and the text result.
 
 Turns the command line into :class:`~recovery.xr872.Options` and the arguments
-of the operations in recovery/xr872.py, and runs them through
-:func:`recovery.common.run_operation` (one JSON object with ``--json``; the exit
-codes of ``recovery.common.EXIT_CODES``). :func:`register_cli` and :func:`main`
-are re-exported by recovery/xr872.py (``python -m recovery.xr872 ...``).
+of the operations in recovery/xr872/operations.py, and runs them through
+:func:`recovery.cliutil.run_operation` (one JSON object with ``--json``; the exit
+codes of ``recovery.errors.EXIT_CODES``). :func:`register_cli` and :func:`main`
+are re-exported by recovery/xr872/operations.py (``python -m recovery.xr872 ...``).
 """
 
 from __future__ import annotations
@@ -15,32 +15,25 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from recovery.common import (
-    BootError,
-    UsageError,
+from recovery.cliutil import (
     add_output_options,
     add_port_options,
     baud_rate,
-    exit_codes_epilog,
     parse_int,
     progress_enabled,
     run_operation,
     say,
 )
-from recovery.xr872 import (
+from recovery.errors import BootError, UsageError, exit_codes_epilog
+from recovery.xr872.driver import (
     BAUD_LADDER,
     DEFAULT_PASSWORD,
     DEFAULT_USER,
     ROM_BAUD,
-    WRITE_UNIT,
     BootCheck,
     Options,
-    WriteResult,
-    clone,
-    dump,
-    info,
-    write,
 )
+from recovery.xr872.operations import WRITE_UNIT, WriteResult, clone, dump, info, write
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ from typing import Any
 
 import tftpy
 
-from recovery.common import NetworkError
+from recovery.errors import NetworkError
 
 _log = logging.getLogger("tftpy")
 _log.setLevel(logging.WARNING)
@@ -114,7 +114,7 @@ class TftpServer:
     """tftpy's server on ``bind`` serving ``root``; a context manager (enter = listening).
 
     ``bind`` port 0 picks a free port (see :attr:`port`). Raises
-    :class:`~recovery.common.NetworkError` with a clear message when the
+    :class:`~recovery.errors.NetworkError` with a clear message when the
     address cannot be bound (privileged port, port in use, foreign address).
     """
 

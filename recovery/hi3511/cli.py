@@ -1,10 +1,10 @@
 """``camrescue hi3511 {info,backup,flash,restore,boot}``: options, and the text result.
 
 Turns the command line into the arguments of the operations in
-recovery/hi3511.py and runs them through :func:`recovery.common.run_operation`
+recovery/hi3511/operations.py and runs them through :func:`recovery.cliutil.run_operation`
 (one JSON object with ``--json``, else :func:`render` for a person; the exit
-codes of ``recovery.common.EXIT_CODES``). :func:`register_cli` is re-exported
-by recovery/hi3511.py, where recovery/cli.py looks for it.
+codes of ``recovery.errors.EXIT_CODES``). :func:`register_cli` is re-exported
+by recovery/hi3511/operations.py, where recovery/cli.py looks for it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from recovery.common import (
+from recovery.cliutil import (
     add_board_parser,
     add_operation_parser,
     add_output_options,
@@ -22,20 +22,10 @@ from recovery.common import (
     progress_enabled,
     run_operation,
 )
-from recovery.hi3511 import (
-    BAUD,
-    JFFS2_REGIONS,
-    LOAD_ADDRESS,
-    REGIONS,
-    Connection,
-    NetOptions,
-    ShellQuery,
-    backup,
-    boot,
-    flash,
-    info,
-    restore,
-)
+from recovery.hi3511.driver import ShellQuery
+from recovery.hi3511.flashmap import BAUD, JFFS2_REGIONS, LOAD_ADDRESS, REGIONS
+from recovery.hi3511.network import NetOptions
+from recovery.hi3511.operations import Connection, backup, boot, flash, info, restore
 
 
 def _conn(args: argparse.Namespace) -> Connection:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recovery.common import ImageError, atomic_write_bytes, atomic_write_json
-from recovery.hi3511_map import BOARD, FLASH_BASE, FLASH_SIZE, REGIONS, in_flash
+from recovery.errors import ImageError
+from recovery.files import atomic_write_bytes, atomic_write_json
+from recovery.hi3511.flashmap import BOARD, FLASH_BASE, FLASH_SIZE, REGIONS, in_flash
 
 
 @dataclass

@@ -24,7 +24,7 @@ does not show are modelled on U-Boot 1.1.4's sources.
   sector).
 
 The order of the operations (what is erased when) is not decided here but in
-recovery/hi3511.py; the output parsers are in recovery/uboot_parse.py.
+recovery/hi3511/operations.py; the output parsers are in recovery/hi3511/parsers.py.
 """
 
 from __future__ import annotations
@@ -36,17 +36,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from recovery.common import (
-    ConsoleError,
-    DeviceError,
-    NetworkError,
-    Progress,
-    UsageError,
-    VerifyError,
-)
-from recovery.hi3511_map import BAUD, KERNEL_ADDRESS, Region, check_name, in_flash
-from recovery.transport import Port, Timeout
-from recovery.uboot_parse import (
+from recovery.errors import ConsoleError, DeviceError, NetworkError, UsageError, VerifyError
+from recovery.hi3511.flashmap import BAUD, KERNEL_ADDRESS, Region, check_name, in_flash
+from recovery.hi3511.parsers import (
     BootReport,
     FlashInfo,
     looks_like_garbage,
@@ -56,6 +48,8 @@ from recovery.uboot_parse import (
     parse_flinfo,
     parse_md_bytes,
 )
+from recovery.progress import Progress
+from recovery.transport import Port, Timeout
 
 PROMPT = "hilinux # "
 PROMPT_RE = r"(?:\A|\n)hilinux # "

@@ -1,0 +1,230 @@
+"""Command-line helpers shared by the boards' CLIs: the port, baud and output
+options, number parsing, and :func:`run_operation`, which runs one operation,
+prints its result (text or one JSON object on stdout) and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from recovery.errors import EXIT_OK, ConsoleError, Interrupted, RecoveryError, exit_codes_epilog
+from recovery.jsonout import print_json, to_jsonable
+from recovery.transport import TransportError
+
+# -- command-line helpers -------------------------------------------------------
+
+_SUFFIXES = {"k": 1 << 10, "m": 1 << 20}
+
+
+def parse_int(text: str) -> int:
+    """An integer as people write addresses and sizes: ``0x34200000``, ``13631488``, ``13M``, ``128k``."""
+    t = text.strip().lower().replace("_", "")
+    scale = 1
+    if t and t[-1] in _SUFFIXES:
+        scale = _SUFFIXES[t[-1]]
+        t = t[:-1]
+    try:
+        value = int(t, 0) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"negative: {text!r}")
+    return value
+
+
+def parse_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (host 0.0.0.0) as a tuple."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(default_port)
+    host = host or "0.0.0.0"
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
+    return host, number
+
+
+def add_port_options(parser: argparse.ArgumentParser, *, baud: int = 115200) -> None:
+    """``--port`` (required) and ``--baud``."""
+    parser.add_argument(
+        "--port",
+        required=True,
+        help="serial port: /dev/ttyUSB0, a pty (/dev/pts/N), rfc2217://host:port, socket://host:port",
+    )
+    parser.add_argument(
+        "--baud",
+        type=baud_rate,
+        default=baud,
+        help=f"console speed (default {baud}, 8N1; a standard rate your adapter supports)",
+    )
+
+
+# The rates Linux serial drivers (and so USB-TTL adapters) accept as standard speeds.
+STANDARD_BAUDS = (
+    1200,
+    2400,
+    4800,
+    9600,
+    19200,
+    38400,
+    57600,
+    115200,
+    230400,
+    460800,
+    500000,
+    576000,
+    921600,
+    1000000,
+    1152000,
+    1500000,
+    2000000,
+    2500000,
+    3000000,
+    3500000,
+    4000000,
+)
+
+
+def baud_rate(text: str) -> int:
+    """An argparse type: a standard baud rate, or a message that says which ones are."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value not in STANDARD_BAUDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a standard baud rate; these cameras use 115200 "
+            f"(others: {', '.join(map(str, STANDARD_BAUDS))})"
+        )
+    return value
+
+
+def add_board_parser(subparsers: Any, board: str, *, help: str, description: str) -> Any:
+    """``camrescue BOARD``: its parser (exit codes in the epilog) and its subcommands."""
+    top = subparsers.add_parser(
+        board,
+        help=help,
+        description=description,
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_subparsers(dest=f"{board}_command", metavar="COMMAND", required=True)
+    return top
+
+
+def add_operation_parser(board_parser: argparse.ArgumentParser, name: str, *, help: str) -> Any:
+    """``camrescue BOARD NAME``, with the exit codes in its epilog."""
+    sub = next(a for a in board_parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.add_parser(
+        name,
+        help=help,
+        epilog=exit_codes_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """``--json``, ``--quiet`` and ``--transcript FILE``."""
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object with the result on stdout"
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--transcript",
+        metavar="FILE",
+        help="save the serial session (both directions, timestamps) to FILE",
+    )
+
+
+def progress_enabled(args: argparse.Namespace) -> bool:
+    return not (getattr(args, "json", False) or getattr(args, "quiet", False))
+
+
+def say(args: argparse.Namespace, text: str) -> None:
+    """A status line for a person on stderr (silent with --json or --quiet)."""
+    if progress_enabled(args):
+        print(text, file=sys.stderr, flush=True)
+
+
+def warn(text: str) -> None:
+    """A warning on stderr, always shown (also with --json: stdout stays JSON)."""
+    print(f"WARNING: {text}", file=sys.stderr, flush=True)
+
+
+def run_operation(
+    args: argparse.Namespace,
+    operation: str,
+    fn: Callable[[], Any],
+    *,
+    render: Callable[[dict[str, Any]], str] | None = None,
+) -> int:
+    """Run ``fn`` and report. Returns the exit code; never raises for expected failures.
+
+    ``fn`` returns a dataclass or dict of facts with a ``message``. With
+    ``args.json`` one JSON object ``{"ok", "operation", "message", "exit_code",
+    ...facts}`` goes to stdout; otherwise ``render(facts)`` (or the message) goes
+    to stdout and errors go to stderr.
+    """
+    as_json = getattr(args, "json", False)
+    try:
+        facts = to_jsonable(fn())
+        if not isinstance(facts, dict):
+            facts = {"value": facts}
+        payload: dict[str, Any] = {
+            "ok": True,
+            "operation": operation,
+            "message": facts.pop("message", f"{operation} done"),
+            "exit_code": EXIT_OK,
+        }
+        payload.update(facts)
+        code = EXIT_OK
+        if as_json:
+            print_json(payload)
+        else:
+            print(render(payload) if render else payload["message"], flush=True)
+        return code
+    except KeyboardInterrupt:
+        err: RecoveryError = Interrupted(
+            "interrupted", hint="check the flash state with 'info' before switching off"
+        )
+    except RecoveryError as e:
+        err = e
+    except TransportError as e:  # the port went away where no driver expected it
+        err = ConsoleError(
+            str(e),
+            flash_state="unknown: the serial link was lost during the operation",
+            hint="check the adapter and its cable, then run 'info' before anything else",
+        )
+    except Exception as e:  # noqa: BLE001 - a bug: report it and keep main() alive
+        traceback.print_exc(file=sys.stderr)
+        err = RecoveryError(
+            f"internal error: {type(e).__name__}: {e}",
+            hint="please report this with the --transcript file",
+        )
+    payload = {
+        "ok": False,
+        "operation": operation,
+        "message": err.message,
+        "exit_code": err.exit_code,
+        "error": type(err).__name__,
+        "flash_state": err.flash_state,
+        "hint": err.hint,
+    }
+    for key, value in to_jsonable(err.facts).items():
+        payload.setdefault(key, value)
+    if as_json:
+        print_json(payload)
+    else:
+        if render and set(err.facts) - {"steps"}:
+            with contextlib.suppress(Exception):
+                print(render(payload), flush=True)
+        print(f"error: {err.describe()}", file=sys.stderr, flush=True)
+    return err.exit_code

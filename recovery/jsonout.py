@@ -1,0 +1,35 @@
+"""Results as JSON: dataclasses, paths, enums and bytes as plain JSON values."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+# -- results --------------------------------------------------------------------
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, paths, enums, bytes, tuples and sets as plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, enum.Enum):
+        return to_jsonable(obj.value)
+    if isinstance(obj, (bytes, bytearray)):
+        return bytes(obj).hex()
+    return obj
+
+
+def print_json(obj: Any, stream: TextIO | None = None) -> None:
+    out = stream if stream is not None else sys.stdout
+    out.write(json.dumps(to_jsonable(obj)) + "\n")
+    out.flush()
