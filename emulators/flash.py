@@ -275,12 +275,13 @@ class NorFlash:
             raise FlashProtectedError(index, self._starts[index])
         start, size = self._starts[index], self.sector_size(index)
         with self._lock:
-            if self._plan.erase_sectors is not None:
-                if self._plan.erase_sectors == 0:
+            left = self._plan.erase_sectors
+            if left is not None:
+                if left == 0:
                     self._plan = _PowerLossPlan()
                     self._partial_erase(start, size)
                     raise PowerLossError(f"power lost while erasing sector {index}")
-                self._plan.erase_sectors -= 1
+                self._plan.erase_sectors = left - 1
             self._spend(self.geometry.erase_time)
             self._mem[start : start + size] = b"\xff" * size
             self.stats.erase_counts[index] += 1

@@ -662,9 +662,9 @@ class _Scanner:
             self._remove_unlinked(ic, dead)
         while dead:
             fd = dead.pop(0)
-            ic = self.ics.get(fd.ino)
-            if ic is not None:
-                self._remove_unlinked(ic, dead)
+            child = self.ics.get(fd.ino)
+            if child is not None:
+                self._remove_unlinked(child, dead)
 
     def _remove_unlinked(self, ic: _Ic, dead: list[_Dirent]) -> None:
         for ref in ic.refs:
