@@ -1,19 +1,31 @@
 """Command-line helpers shared by the boards' CLIs: the port, baud and output
 options, number parsing, and :func:`run_operation`, which runs one operation,
 prints its result (text or one JSON object on stdout) and returns the exit code.
+
+:func:`run_operation` is also where the guarantees every board shares are kept
+(docs/guarantees.md): the output paths are checked before the device is touched
+(:func:`recovery.files.preflight`, with the transcript and ``--force``), files are
+created private (umask 077), SIGTERM ends an operation the way Ctrl-C does, the
+flash state (:mod:`recovery.safety`) is reported however it ends, and the
+temporary directories of killed runs are removed.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from recovery.errors import EXIT_OK, ConsoleError, Interrupted, RecoveryError, exit_codes_epilog
+from recovery.files import Input, Output, preflight, remove_stale_tempdirs
 from recovery.jsonout import print_json, to_jsonable
+from recovery.safety import UNTOUCHED, FlashTracker, reset_tracker, set_tracker
 from recovery.transport import TransportError
 
 # -- command-line helpers -------------------------------------------------------
@@ -159,22 +171,104 @@ def warn(text: str) -> None:
     print(f"WARNING: {text}", file=sys.stderr, flush=True)
 
 
+def add_force_option(parser: argparse.ArgumentParser, flag: str = "--force") -> None:
+    """``--force``: replace an existing output file (refused by default)."""
+    parser.add_argument(
+        flag,
+        dest="force_overwrite",
+        action="store_true",
+        help="replace output files that already exist (by default an existing file, "
+        "perhaps an earlier backup, is never overwritten)",
+    )
+    parser.set_defaults(force_flag=flag)
+
+
+# Operations that only read the flash: their flash state is "untouched" however they end.
+READ_ONLY = frozenset({"info", "backup", "dump"})
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a service manager) takes the same path as Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+@contextlib.contextmanager
+def _private_files() -> Iterator[None]:
+    """Everything the operation creates (backups, dumps, manifests, transcripts,
+    temporary directories) is readable by its owner only."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def run_operation(
     args: argparse.Namespace,
     operation: str,
     fn: Callable[[], Any],
     *,
     render: Callable[[dict[str, Any]], str] | None = None,
+    outputs: Sequence[Output] = (),
+    inputs: Sequence[Input] = (),
+    read_only: bool | None = None,
 ) -> int:
     """Run ``fn`` and report. Returns the exit code; never raises for expected failures.
 
     ``fn`` returns a dataclass or dict of facts with a ``message``. With
     ``args.json`` one JSON object ``{"ok", "operation", "message", "exit_code",
-    ...facts}`` goes to stdout; otherwise ``render(facts)`` (or the message) goes
-    to stdout and errors go to stderr.
+    "flash_status", ...facts}`` goes to stdout; otherwise ``render(facts)`` (or the
+    message) goes to stdout and errors go to stderr.
+
+    Before ``fn`` runs, ``outputs`` and ``inputs`` (and ``--transcript``) are
+    checked (:func:`recovery.files.preflight`; ``--force`` allows replacing an
+    existing file). ``read_only`` (default: the operation's last word is info,
+    backup or dump) makes the flash state ``untouched`` whatever happens.
     """
     as_json = getattr(args, "json", False)
+    if read_only is None:
+        read_only = operation.split()[-1] in READ_ONLY
+    tracker = FlashTracker(tracked=read_only)
+    token = set_tracker(tracker)
     try:
+        with _sigterm_as_interrupt(), _private_files():
+            return _run(args, operation, fn, render, outputs, inputs, tracker, as_json)
+    finally:
+        reset_tracker(token)
+
+
+def _run(
+    args: argparse.Namespace,
+    operation: str,
+    fn: Callable[[], Any],
+    render: Callable[[dict[str, Any]], str] | None,
+    outputs: Sequence[Output],
+    inputs: Sequence[Input],
+    tracker: FlashTracker,
+    as_json: bool,
+) -> int:
+    try:
+        with contextlib.suppress(OSError):
+            remove_stale_tempdirs()
+        transcript = getattr(args, "transcript", None)
+        preflight(
+            [*outputs, Output("--transcript", transcript)],
+            inputs,
+            force=bool(getattr(args, "force_overwrite", False)),
+            force_flag=getattr(args, "force_flag", "--force"),
+        )
         facts = to_jsonable(fn())
         if not isinstance(facts, dict):
             facts = {"value": facts}
@@ -185,6 +279,8 @@ def run_operation(
             "exit_code": EXIT_OK,
         }
         payload.update(facts)
+        if tracker.tracked:
+            payload.setdefault("flash_status", tracker.as_dict())
         code = EXIT_OK
         if as_json:
             print_json(payload)
@@ -209,6 +305,14 @@ def run_operation(
             f"internal error: {type(e).__name__}: {e}",
             hint="please report this with the --transcript file",
         )
+    status = _final_status(tracker, err)
+    unknown = err.flash_state is None or err.flash_state.startswith("unknown")
+    if unknown and status["state"] != "unknown":
+        err.flash_state = UNTOUCHED if status["state"] == UNTOUCHED else tracker.describe()
+    if status.get("resume") and (not err.hint or status["resume"] not in err.hint):
+        err.hint = f"to finish the job run: {status['resume']}" + (
+            f". {err.hint}" if err.hint else ""
+        )
     payload = {
         "ok": False,
         "operation": operation,
@@ -216,6 +320,7 @@ def run_operation(
         "exit_code": err.exit_code,
         "error": type(err).__name__,
         "flash_state": err.flash_state,
+        "flash_status": status,
         "hint": err.hint,
     }
     for key, value in to_jsonable(err.facts).items():
@@ -228,3 +333,13 @@ def run_operation(
                 print(render(payload), flush=True)
         print(f"error: {err.describe()}", file=sys.stderr, flush=True)
     return err.exit_code
+
+
+def _final_status(tracker: FlashTracker, err: RecoveryError) -> dict[str, Any]:
+    """The flash status of a failed operation: the tracker's, or what the error says
+    when the operation did not track (a refusal before anything is written)."""
+    if tracker.tracked:
+        return tracker.as_dict()
+    if (err.flash_state or "").startswith(UNTOUCHED):
+        return {"state": UNTOUCHED, "ranges": [], "resume": None}
+    return {"state": "unknown", "ranges": [], "resume": None}

@@ -62,14 +62,17 @@ def test_describe_says_flash_state_and_what_to_do():
     assert ImageError("bad").describe() == "bad"
 
 
-def test_atomic_write_replaces_and_keeps_umask(tmp_path):
+def test_atomic_write_replaces_and_is_private(tmp_path):
+    """Backups hold Wi-Fi passwords: written 0600 whatever the umask (issue 17)."""
     target = tmp_path / "sub" / "out.bin"
     atomic_write_bytes(target, b"one")
-    atomic_write_bytes(target, b"two")
+    old = os.umask(0)
+    try:
+        atomic_write_bytes(target, b"two")
+    finally:
+        os.umask(old)
     assert target.read_bytes() == b"two"
-    umask = os.umask(0)
-    os.umask(umask)
-    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert [p.name for p in target.parent.iterdir()] == ["out.bin"]
 
 
@@ -166,6 +169,7 @@ def test_run_operation_json_success(capsys):
         "message": "fine",
         "exit_code": 0,
         "crc_errors": 0,
+        "flash_status": {"state": "untouched", "ranges": [], "resume": None},
     }
 
 
