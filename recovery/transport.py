@@ -3,24 +3,37 @@ exact reads and writes for binary protocols, a transcript of both directions.
 
 Any port pyserial can open works: a device path (``/dev/ttyUSB0``), a pty, or
 a URL (``rfc2217://host:port`` for ser2net or a lab's exported port,
-``socket://host:port`` for a raw TCP bridge). The expect layer is pexpect's
-own matcher (``pexpect.spawnbase.SpawnBase``) fed from pyserial reads, so it
-works on URLs that have no file descriptor. Console output is decoded as
+``socket://host:port`` for a raw TCP bridge). Reads go through pyserial, so
+URLs without a file descriptor work too. Console output is decoded as
 latin-1: every byte maps to one character, so garbage on the line (wrong
 baud, noise) never raises.
+
+The expect layer (:class:`ConsoleMatcher`) never skips text: every byte the
+device sent ends up in exactly one match or one ``before``, whatever sizes
+the reads return. A slow host, a USB adapter or a network bridge can deliver
+kilobytes in one read; a matcher that searched only a window at the end of
+the buffer (pexpect's ``searchwindowsize``, which this engine used before)
+would start a line pattern in the middle of a line and swallow its start.
+Searching the whole pending text again on every read would cost O(n^2) on a
+long dump, so each search resumes where a match could still begin: for a
+pattern of bounded length, that many characters before the end of what was
+searched; for a pattern that holds a line feed only as its first or last
+character (a line, a prompt at the start of a line), the last line feed. The
+first match wins: the earliest start, on a tie the pattern listed first
+(pexpect's rule, which the drivers were written against).
 """
 
 from __future__ import annotations
 
 import re
+import re._constants as sre_c
+import re._parser as sre_parse
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pexpect
 import serial
-from pexpect.spawnbase import SpawnBase
 
 
 class TransportError(Exception):
@@ -55,35 +68,205 @@ def _open_error(url: str, e: Exception) -> str:
     )
 
 
-class _SerialSpawn(SpawnBase):
-    """pexpect's matcher on top of a pyserial port."""
+_UNBOUNDED = 1 << 32
+# Categories of a character class that hold a line feed.
+_NEWLINE_CATEGORIES = {
+    sre_c.CATEGORY_SPACE,
+    sre_c.CATEGORY_NOT_DIGIT,
+    sre_c.CATEGORY_NOT_WORD,
+    sre_c.CATEGORY_LINEBREAK,
+    sre_c.CATEGORY_UNI_SPACE,
+    sre_c.CATEGORY_UNI_NOT_DIGIT,
+    sre_c.CATEGORY_UNI_NOT_WORD,
+    sre_c.CATEGORY_UNI_LINEBREAK,
+}
+_SAFE_CATEGORIES = {
+    sre_c.CATEGORY_DIGIT,
+    sre_c.CATEGORY_WORD,
+    sre_c.CATEGORY_NOT_SPACE,
+    sre_c.CATEGORY_NOT_LINEBREAK,
+    sre_c.CATEGORY_UNI_DIGIT,
+    sre_c.CATEGORY_UNI_WORD,
+    sre_c.CATEGORY_UNI_NOT_SPACE,
+    sre_c.CATEGORY_UNI_NOT_LINEBREAK,
+}
 
-    def __init__(self, port: Port, timeout: float) -> None:
-        # Search only new data plus the tail before it: re-scanning a long dump on
-        # every read would cost more CPU than the wire time.
-        super().__init__(
-            timeout=timeout,
-            maxread=65536,
-            searchwindowsize=4096,
-            encoding="latin-1",
-            codec_errors="strict",
-        )
-        self._port = port
 
-    def read_nonblocking(self, size: int = 1, timeout: float | None = -1) -> str:
-        if timeout == -1:
-            timeout = self.timeout
-        data = self._port.read_some(size, timeout)
-        if not data:
-            raise pexpect.TIMEOUT("no data")
-        s = self._decoder.decode(data, final=False)
-        self._log(s, "read")
-        return s
+class _Unknown(Exception):
+    """The pattern uses something the resume analysis does not reason about."""
 
-    def send(self, s: str | bytes) -> int:  # type: ignore[override]
-        data = s.encode("latin-1") if isinstance(s, str) else s
-        self._port.write(data)
-        return len(data)
+
+def _class_has_newline(items: list) -> bool:
+    negate = False
+    hit = False
+    for op, av in items:
+        if op is sre_c.NEGATE:
+            negate = True
+        elif op is sre_c.LITERAL:
+            hit = hit or av == 10
+        elif op is sre_c.RANGE:
+            hit = hit or av[0] <= 10 <= av[1]
+        elif op is sre_c.CATEGORY:
+            if av in _NEWLINE_CATEGORIES:
+                hit = True
+            elif av not in _SAFE_CATEGORIES:
+                raise _Unknown
+        else:
+            raise _Unknown
+    return hit != negate
+
+
+def _can_match_newline(items: list, flags: int) -> bool:
+    """Whether the parsed (sub)pattern ``items`` can consume a line feed."""
+    for op, av in items:
+        if op is sre_c.LITERAL:
+            if av == 10:
+                return True
+        elif op is sre_c.NOT_LITERAL:
+            if av != 10:
+                return True
+        elif op is sre_c.ANY:
+            if flags & re.DOTALL:
+                return True
+        elif op is sre_c.IN:
+            if _class_has_newline(av):
+                return True
+        elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT):
+            if _can_match_newline(list(av[2]), flags):
+                return True
+        elif op is sre_c.SUBPATTERN:
+            if _can_match_newline(list(av[3]), (flags | av[1]) & ~av[2]):
+                return True
+        elif op is sre_c.ATOMIC_GROUP:
+            if _can_match_newline(list(av), flags):
+                return True
+        elif op is sre_c.BRANCH:
+            if any(_can_match_newline(list(b), flags) for b in av[1]):
+                return True
+        elif op is sre_c.AT:
+            if av in (sre_c.AT_BOUNDARY, sre_c.AT_NON_BOUNDARY) or "BOUNDARY" in str(av):
+                raise _Unknown  # depends on the character after the match
+        elif op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+            if av[0] > 0:
+                raise _Unknown  # a lookahead reads past the match
+            # a lookbehind reads text before the match start: already received
+        else:
+            raise _Unknown  # back references, conditionals: be safe
+    return False
+
+
+def _width(items: list) -> int:
+    w = sre_parse.SubPattern(sre_parse.State(), items).getwidth()[1]
+    return _UNBOUNDED if w >= _UNBOUNDED else w
+
+
+@dataclass(frozen=True)
+class _ResumeRule:
+    """How far back a search must start again once the text up to ``n`` held no match.
+
+    A match that was not there before must end in the new text (no lookahead,
+    no word boundary: nothing else can change). So it starts no earlier than
+    ``n - width + 1`` when the pattern is at most ``width`` characters long, and
+    no earlier than the last line feed before ``n`` when the pattern can only
+    hold a line feed as its first or last character (a line pattern, a prompt
+    at the start of a line). ``None``: search from the start every time.
+    """
+
+    width: int | None
+    newline_safe: bool
+
+    @classmethod
+    def of(cls, pattern: re.Pattern[str]) -> _ResumeRule:
+        try:
+            items = list(sre_parse.parse(pattern.pattern, pattern.flags))
+            _can_match_newline(items, pattern.flags)  # raises _Unknown on lookaheads
+            width = _width(items)
+            inner = items[1:-1]
+            ends = [items[0], items[-1]] if items else []
+            newline_safe = not _can_match_newline(inner, pattern.flags) and all(
+                not _can_match_newline([it], pattern.flags) or _width([it]) <= 1 for it in ends
+            )
+        except Exception:  # noqa: BLE001 - a pattern not understood is searched whole
+            return cls(None, False)
+        return cls(width if width < _UNBOUNDED else None, newline_safe)
+
+    def resume(self, text: str, n: int) -> int:
+        """The position a search must start from, given no match in ``text[:n]``."""
+        at = 0
+        if self.width is not None:
+            at = max(at, n - self.width + 1)
+        if self.newline_safe:
+            at = max(at, text.rfind("\n", 0, n))
+        return max(at, 0)
+
+
+_RULES: dict[re.Pattern[str], _ResumeRule] = {}
+
+
+def _rule(pattern: re.Pattern[str]) -> _ResumeRule:
+    rule = _RULES.get(pattern)
+    if rule is None:
+        if len(_RULES) > 512:
+            _RULES.clear()
+        rule = _RULES[pattern] = _ResumeRule.of(pattern)
+    return rule
+
+
+class ConsoleMatcher:
+    """Console text received and not yet consumed, and the search for patterns in it.
+
+    Every character fed in ends up in exactly one match or one ``before`` (or
+    stays pending): a search always covers the unconsumed text from its start,
+    whatever sizes the text arrived in. The first match wins (the earliest
+    start; on a tie the pattern listed first), as with pexpect. To keep a long
+    wait linear, each search starts where a match could still begin (see
+    :class:`_ResumeRule`) instead of at the start again.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = ""
+        self.before = ""
+        self.match: re.Match[str] | None = None
+        self._resume: list[int] = []
+        self._searched = 0
+
+    def start(self, count: int) -> None:
+        """A new expect with ``count`` patterns: search the held text from its start."""
+        self._resume = [0] * count
+        self._searched = 0
+
+    def feed(self, text: str) -> None:
+        self.buffer += text
+
+    def search(self, patterns: Sequence[re.Pattern[str]]) -> int | None:
+        """Index of the pattern that matches first; consumes through the match."""
+        buf = self.buffer
+        best: re.Match[str] | None = None
+        best_i = -1
+        for i, pat in enumerate(patterns):
+            m = pat.search(buf, self._resume[i])
+            if m is not None and (best is None or m.start() < best.start()):
+                best, best_i = m, i
+        if best is None:
+            n = len(buf)
+            if n > self._searched:
+                self._resume = [
+                    max(r, _rule(p).resume(buf, n))
+                    for r, p in zip(self._resume, patterns, strict=True)
+                ]
+                self._searched = n
+            return None
+        self.before = buf[: best.start()]
+        self.match = best
+        self.buffer = buf[best.end() :]
+        self._resume = [0] * len(patterns)
+        self._searched = 0
+        return best_i
+
+    def clear(self) -> None:
+        self.buffer = ""
+        self._resume = [0] * len(self._resume)
+        self._searched = 0
 
 
 @dataclass
@@ -116,7 +299,7 @@ class Port:
             self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0, exclusive=True)
         except (serial.SerialException, ValueError, OSError) as e:
             raise TransportError(_open_error(url, e)) from e
-        self.spawn = _SerialSpawn(self, timeout)
+        self.console = ConsoleMatcher()
 
     # -- raw bytes ------------------------------------------------------------
     def _record(self, direction: str, data: bytes) -> None:
@@ -182,11 +365,13 @@ class Port:
         self._record("--", f"host baud {baud}".encode())
 
     # -- text console -----------------------------------------------------------
+    READ_SIZE = 16384
+
     def send(self, text: str) -> None:
-        self.spawn.send(text)
+        self.write(text.encode("latin-1"))
 
     def sendline(self, text: str, eol: str = "\r") -> None:
-        self.spawn.send(text + eol)
+        self.send(text + eol)
 
     def expect(
         self, patterns: str | re.Pattern[str] | Sequence[str | re.Pattern[str]], timeout: float
@@ -194,39 +379,50 @@ class Port:
         """Wait for one of ``patterns`` (regexes); return its index.
 
         After a match, :attr:`before` holds the text before it and :attr:`match`
-        the match object. Raises :class:`Timeout` with the text seen.
+        the match object; the text after it stays pending for the next expect.
+        The earliest match in the pending text wins (on a tie, the pattern
+        listed first). Raises :class:`Timeout` with the text seen; that text
+        stays pending.
         """
         if isinstance(patterns, (str, re.Pattern)):
             patterns = [patterns]
         compiled = [re.compile(p) if isinstance(p, str) else p for p in patterns]
-        try:
-            return self.spawn.expect(compiled, timeout=timeout)
-        except pexpect.TIMEOUT:
-            seen = self.spawn.buffer if isinstance(self.spawn.buffer, str) else ""
-            raise Timeout(
-                f"timed out after {timeout:.1f} s waiting for {[p.pattern for p in compiled]}",
-                seen,
-            ) from None
-        except pexpect.EOF as e:  # pragma: no cover - SpawnBase never reports EOF here
-            raise TransportError(f"the port {self.url} closed") from e
+        con = self.console
+        con.start(len(compiled))
+        deadline = time.monotonic() + timeout
+        while True:
+            idx = con.search(compiled)
+            if idx is not None:
+                return idx
+            left = deadline - time.monotonic()
+            data = self.read_some(self.READ_SIZE, left) if left > 0 else b""
+            if not data:
+                raise Timeout(
+                    f"timed out after {timeout:.1f} s waiting for {[p.pattern for p in compiled]}",
+                    con.buffer,
+                )
+            con.feed(data.decode("latin-1"))
 
     def expect_exact(self, text: str, timeout: float) -> None:
         self.expect(re.escape(text), timeout)
 
     @property
     def before(self) -> str:
-        return self.spawn.before or ""
+        return self.console.before
 
     @property
     def match(self) -> re.Match[str]:
-        return self.spawn.match  # type: ignore[return-value]
+        m = self.console.match
+        if m is None:
+            raise RuntimeError("no expect has matched yet")
+        return m
 
     def pending_text(self) -> str:
         """Text received but not yet consumed by an expect."""
-        return self.spawn.buffer if isinstance(self.spawn.buffer, str) else ""
+        return self.console.buffer
 
     def clear_buffer(self) -> None:
-        self.spawn.buffer = ""
+        self.console.clear()
 
     # -- transcript and lifecycle -------------------------------------------------
     def transcript_text(self) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulators.serial import VirtualUart
-from recovery.transport import Port, Timeout, TransportError
+from recovery.transport import ConsoleMatcher, Port, Timeout, TransportError
 
 
 def test_expect_and_send_over_a_pty(tmp_path):
@@ -53,3 +57,145 @@ def test_device_gone_is_a_clear_error():
         for _ in range(5):
             port.read_some(1, 0.2)
     port.close()
+
+
+# -- matching never skips text --------------------------------------------------------
+
+LINE = r"[^\r\n]*\r?\n"
+PROMPT = r"(?:\A|\n)hilinux # "
+# the pattern sets the board drivers wait on (recovery/*/driver.py)
+DRIVER_SETS = [
+    [PROMPT, LINE, r"Kernel panic - not syncing:[^\r\n]*"],
+    [r"\.+", PROMPT],
+    [
+        r"(?<!hilinux )#+",
+        r"(?<![A-Za-z])T ",
+        r"Bytes transferred = (\d+) \(([0-9a-fA-F]+) hex\)",
+        PROMPT,
+    ],
+    [
+        r"Hit any key to stop autoboot",
+        PROMPT,
+        r"(?:\A|\n)(?:\[[^\]\r\n]*\] ?)?[#$] ",
+        r"VFS: |login: ",
+    ],
+    [r"[\r\n]bootloader > ", r"W90P745 Boot Loader"],
+    [r"(?i)login: ?$", r"[#$>] $"],
+    [r"(?:\A|\n)[^\r\n]*# "],
+]
+
+
+def test_a_line_longer_than_a_read_window_is_matched_whole():
+    """The issue-19 bug: a line pattern over a read larger than pexpect's 4096-character
+    window matched from the middle of the line and swallowed its start as ``before``."""
+    long = "jffs2_scan_eraseblock(): " + "x" * 9000 + " at 0x00000480"
+    with VirtualUart() as uart, Port(uart.path) as port:
+        uart.write(f"{long}\r\nnext line\r\nhilinux # ".encode())
+        assert port.expect([PROMPT, LINE], timeout=5) == 1
+        assert port.before == ""
+        assert port.match.group(0) == long + "\r\n"
+        assert port.expect([PROMPT, LINE], timeout=5) == 1
+        assert port.match.group(0) == "next line\r\n"
+        assert port.expect([PROMPT, LINE], timeout=5) == 0
+
+
+def _run(matcher, pieces: list[str], sets: list[list[str]]) -> list[tuple[int, str, str]]:
+    """Feed ``pieces`` one at a time; expect each pattern set in turn, as a driver does.
+    Checks that the matches and befores, in order, plus what is pending, are exactly
+    the text fed so far."""
+    out: list[tuple[int, str, str]] = []
+    fed = ""
+    feed = iter(pieces)
+    for patterns in sets:
+        compiled = [re.compile(p) for p in patterns]
+        matcher.start(len(compiled))
+        while (idx := matcher.search(compiled)) is None:
+            piece = next(feed, None)
+            if piece is None:
+                break
+            matcher.feed(piece)
+            fed += piece
+        if idx is None:
+            break
+        out.append((idx, matcher.before, matcher.match.group(0)))
+    assert "".join(b + m for _, b, m in out) + matcher.buffer == fed
+    return out
+
+
+class _FullSearch(ConsoleMatcher):
+    """The reference: every search starts at the beginning of the pending text."""
+
+    def search(self, patterns):
+        self._resume = [0] * len(patterns)
+        return super().search(patterns)
+
+
+_console_text = st.lists(
+    st.sampled_from(
+        [
+            "hilinux # ",
+            "\r\n",
+            "\n",
+            "#####",
+            "...",
+            "T ",
+            "Bytes transferred = 4096 (1000 hex)",
+            "Kernel panic - not syncing: VFS",
+            "login: ",
+            "[root@cam /]# ",
+            "\r\nbootloader > ",
+            "jffs2_scan_eraseblock(): Node CRC failed",
+            "x" * 300,
+            "a",
+            " ",
+        ]
+    ),
+    max_size=40,
+).map("".join)
+
+
+def _split(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({c % (len(text) + 1) for c in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=_console_text,
+    cuts=st.lists(st.integers(min_value=0, max_value=20000), max_size=30),
+    sets=st.lists(st.sampled_from(DRIVER_SETS), min_size=1, max_size=12),
+)
+def test_resumed_search_finds_what_a_full_search_finds(text, cuts, sets):
+    """Starting each search where a match can still begin changes no result, and the
+    matches and befores together are exactly the text received, in order."""
+    pieces = _split(text, cuts)
+    assert _run(ConsoleMatcher(), pieces, sets) == _run(_FullSearch(), pieces, sets)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.text(alphabet="ab #:.\t", max_size=200), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=10000), max_size=40),
+)
+def test_line_matching_does_not_depend_on_the_read_sizes(lines, cuts):
+    text = "".join(line + "\r\n" for line in lines) + "hilinux # "
+    sets = [[PROMPT, LINE]] * (len(lines) + 1)
+    got = _run(ConsoleMatcher(), _split(text, cuts), sets)
+    assert got == [(1, "", line + "\r\n") for line in lines] + [(0, "", "hilinux # ")]
+
+
+def test_a_long_wait_resumes_near_the_end():
+    """Waiting for a prompt through a long dump does not search the dump again on every
+    read: the next search starts within one pattern's length of the end (or at the last
+    line feed), which keeps the work linear."""
+    con = ConsoleMatcher()
+    prompt = [re.compile(PROMPT)]
+    con.start(1)
+    row = "34100000: 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff    ..3DUfw.........\r\n"
+    for _ in range(2000):
+        con.feed(row)
+        assert con.search(prompt) is None
+        assert con._resume[0] == len(con.buffer) - 1  # the last line feed
+    con.feed("hilinux # ")
+    assert con.search(prompt) == 0
+    assert con.before == row * 1999 + row[:-1]
