@@ -60,9 +60,8 @@ class W90P745Device(Device):
         boot.ensure_bootinfo(self)
         self.load_config()
         boot.banner(self)
-        if boot.esc_window(self):
-            self.con.puts("\n")
-        else:
+        if not boot.esc_window(self):
             self.con.puts("\n")
             boot.boot_images(self)
+        self.con.puts("\n\n")  # sh(): uprintf("\n\n") before the first prompt
         self.shell.loop()

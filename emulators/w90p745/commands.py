@@ -1,23 +1,60 @@
 """The ``bootloader > `` command shell.
 
-Sources: seed 001 (prompt, ``ls -al`` lines, the ``d`` page), the W90N740
-and W90P745 ``h`` listings (bluewatersys.com, openipcam.com topic 76: the
-names and one-line descriptions below), the ``d -b`` byte view of a real
-unit (openipcam.com topic 84: ``[00008000] 00 11 A0 20 48 82 03 C0 - 85 45
-04 42 40 E0 80 23  ....H....E.B@..#``), FX as users typed it (``fx 6
-romfs.img 0x7f0e0000 0x7f0e0000 -a``, ``fx 0 "BOOT INFO" 0x7F010000
-0x7F010000 -f``, answered by ``Waiting for download`` / ``Press Ctrl-x to
-cancel ...`` / ``CCCC`` / ``Flash programming ...``), and ``del`` without a
-number deleting image 0 (a user's report, openipcam.com topic 84).
+Source: the Winbond W90P710 boot loader "WBLv1_1" ``shell/sh.c`` (the family
+of the seed's W90P745 loader 1.1): ``NU_parse`` (line editor), ``_parser``
+and ``_tryTable`` (words, double quotes, case-insensitive names),
+``ERROR_action``, ``validhex``/``s2hex``/``validdec``/``s2dec``, and the
+actions ``D``, ``B``, ``MX``, ``FX``, ``DEL``, ``LS``, ``CHK``. Seed 001 gives
+the prompt, the ``ls -al`` lines (upper-case hex) and the ``d`` page.
 
-Shell behaviour: each prompt is preceded by a line break (``\\nbootloader >
-``), so ESC and every command's output are followed by a blank line, as in
-the seed. Command names and options are case-insensitive; ``X -?`` prints a
-usage text (ours). Numbers: image numbers are decimal; addresses, values and
-lengths are hex with or without ``0x``; a malformed number is refused with
-``ERROR: Invalid parameter '...'``. Double quotes group a name with spaces.
-An unknown command prints ``ERROR: Unknown command '...'`` (wording ours).
-Ctrl-C abandons the line. See docs/w90p745-emulator.md for each command.
+* Line editor (``NU_parse``): the prompt, then bytes into an 80-byte buffer;
+  ``\r`` is stored and echoed as ``\n`` and ends the line; backspace (0x08
+  only) redraws ``\r<prompt><line> \b``; ESC reads one more byte, and
+  ``ESC [ A``/``ESC [ B`` recall the last two commands (redrawn after a
+  79-space line); every other byte (Ctrl-C, DEL, NUL included) is stored and
+  echoed. An 80th byte ends the line too, without a line end. A line whose
+  first byte is the line end does nothing; any other line runs and is
+  followed by one ``\n``; then the prompt comes again (no line break before it).
+* Unknown command: ``ERROR: unrecognised command``.
+* Numbers (``validhex``): ``0x`` and 1..8 hex digits (3..10 characters);
+  ``d 400`` is not an address (the word is ignored and ``d`` continues).
+  Image numbers are decimal (``validdec``).
+* ``D [-w|-h|-b] [-s] [0xADDR]``: ``Displaying memory at 0x%X`` (the address
+  as given), then 16 lines from the address rounded down to 4:
+  ``[%08X]`` and the units (`` %08X``/`` %04X``/`` %02X``, `` -`` before the
+  middle one), two spaces and the ASCII column, ``\r\n``. Units and ASCII
+  characters before an unaligned address print as blanks. ASCII: a byte
+  ``<= 0x20`` or ``> 0x7F`` prints ``.``, 0x21..0x7F print as themselves (a raw
+  DEL byte included). Without an address it continues at the end of the
+  last page (the static ``hexAddress``, 0 at power-on).
+* ``B rate``: ``Invalid number of arguments`` and the rate list, ``Invalid
+  number - %s``, ``Unsupported speed.``; a supported rate switches the UART
+  at once, with nothing printed (a reset returns to 115200).
+* ``FX N name base exec -flags``: fewer than 5 arguments or an unknown flag
+  letter print the usage. If image N exists: ``Find image %d existed!``,
+  ``Do you want to delete it?[y/N]``, one key read without echo; ``y``/``Y``
+  prints ``Deleting image %d ...`` and **deletes it before anything is
+  received** (a dot per erased block), any other key ends the command.
+  Then ``ERROR: Invalid parameters!`` (base/exec not ``0x`` hex or N not
+  decimal), ``ERROR: Data corrupted, please check the free space of flash.``
+  (``CorruptCheck`` with a one-block length), else ``Waiting for download``,
+  ``Press Ctrl-x to cancel ... `` and the Xmodem receive into RAM at the exec
+  address (0x100000 when that is in flash). Success: ``\nFlash programming
+  ...  `` and ``WriteImage`` (a dot per block; ``ERROR: Write failed.`` when
+  it refuses); failure: ``\nDownload error!``, nothing written.
+* ``DEL N``: ``Deleting Image %d ...`` (capital I, a dot per block) or
+  ``ERROR: Image %d is not existed``; ``DEL bN`` erases block N (not 0);
+  ``DEL -all`` erases blocks 2.. with ``Deleting ... Block %d``. ``DEL``
+  alone deletes image 0 (a user's report, openipcam.com topic 84: the
+  source reads a stale argument there).
+* ``LS``: the footers (see imagetable), or ``No image found!``.
+* ``CHK``: ``ERROR: Image %d checksum error found !`` per bad image 1..7, then
+  ``Image check finished. %d checksum error found.``
+* ``MX [0xADDR]``: ``Waiting for download``, ``Press Ctrl-x to cancel ... ``,
+  then ``\nDownload successed!`` or ``\nDownload error!``.
+
+The other commands (E, G, CP, MSET, SET, RUN, TERM, CACHE, UNZIP) keep this
+model's earlier behaviour (wording ours where no source shows it).
 """
 
 from __future__ import annotations
@@ -34,15 +71,14 @@ from emulators.w90p745.imagetable import (
     FLAG_ACTIVE,
     FLAG_EXEC,
     FLAG_FILE,
+    FLAG_LETTERS,
     FLAG_ZIP,
     ImageRecord,
     blocks_of,
     checksum32,
+    corrupt,
     find,
-    footer_address,
     image_data,
-    in_flash,
-    parse_flags,
     place,
     scan,
 )
@@ -51,7 +87,8 @@ from emulators.w90p745.xmodem import XmodemReceiver, XmodemResult, XmodemTiming
 if TYPE_CHECKING:
     from emulators.w90p745.board import W90P745Device
 
-BAUDS = (4800, 9600, 14400, 19200, 38400, 57600, 115200, 230400, 460800)
+BAUDS = (1200, 2400, 4800, 9600, 14400, 19200, 28800, 38400, 57600, 115200, 230400, 460800)
+LINE_MAX = 80  # NU_parse: char buffer[80]
 MAX_IMAGE = boot.MAX_IMAGE
 
 
@@ -90,13 +127,17 @@ def split_args(line: str) -> list[str]:
     return out
 
 
+def validhex(tok: str) -> bool:
+    """``validhex``: ``0x``/``0X`` and hex digits, 3..10 characters."""
+    if not 2 < len(tok) <= 10 or tok[0] != "0" or tok[1] not in "xX":
+        return False
+    return all(c in "0123456789abcdefABCDEF" for c in tok[2:])
+
+
 def hexnum(tok: str) -> int:
-    t = tok.lower()
-    if t.startswith("0x"):
-        t = t[2:]
-    if not t or len(t) > 8 or any(c not in "0123456789abcdef" for c in t):
+    if not validhex(tok):
         raise CommandError(f"ERROR: Invalid parameter '{tok}'")
-    return int(t, 16)
+    return int(tok[2:10], 16)
 
 
 def is_dec(tok: str) -> bool:
@@ -123,8 +164,13 @@ def width_of(args: list[str]) -> tuple[int, list[str]]:
     return width, rest
 
 
+def ascii_char(b: int) -> str:
+    """``HYC_DumpAddress``: <= 0x20 or > 0x7F print '.', the rest (0x7F too) as is."""
+    return "." if b <= 0x20 or b > 0x7F else chr(b)
+
+
 def ascii_column(data: bytes) -> str:
-    return "".join(chr(b) if 0x21 <= b <= 0x7E else "." for b in data)
+    return "".join(ascii_char(b) for b in data)
 
 
 class Shell:
@@ -138,21 +184,61 @@ class Shell:
 
     # -- the loop -------------------------------------------------------------
     def loop(self) -> None:
+        self.history: list[str] = []
         while True:
-            self.puts("\n")
-            try:
-                line = self.con.readline(P.PROMPT)
-            except Interrupted:
+            line = self.readline()
+            if line.startswith("\n"):
                 continue
             self.execute(line)
+            self.puts("\n")
+
+    def readline(self) -> str:
+        """``NU_parse``'s editor; the line as stored (with its ``\n`` if it has one)."""
+        con = self.con
+        prompt = P.PROMPT
+        self.puts(prompt)
+        buf: list[str] = []
+        recall = -1
+        while len(buf) < LINE_MAX:
+            c = con.getc()
+            if c is None:
+                continue
+            if c == 0x08:
+                if buf:
+                    buf.pop()
+                    self.puts(f"\r{prompt}{''.join(buf)} \b")
+                continue
+            if c == 0x1B:
+                k1 = con.getc()
+                if k1 == 0x5B and self.history:
+                    k2 = con.getc()
+                    if k2 in (0x41, 0x42):
+                        if recall < 0:
+                            recall = len(self.history) - 1
+                        buf = list(self.history[recall])
+                        self.puts("\r" + " " * 79)
+                        self.puts(f"\r{prompt}{''.join(buf)} \b")
+                        step = -1 if k2 == 0x41 else 1
+                        recall = (recall + step) % len(self.history)
+                continue
+            ch = "\n" if c == 0x0D else chr(c)
+            buf.append(ch)
+            self.puts(ch)
+            if ch == "\n":
+                break
+        line = "".join(buf)
+        if not line.startswith("\n"):
+            self.history = (self.history + [line.rstrip("\n")])[-2:]
+        return line
 
     def execute(self, line: str) -> None:
         args = split_args(line)
         if not args:
             return
-        cmd = self.table.get(args[0].lower())
+        name = args[0][:-1] if args[0].endswith("&") else args[0]
+        cmd = self.table.get(name.lower())
         if cmd is None:
-            self.puts(f"ERROR: Unknown command '{args[0]}'\n")
+            self.puts("ERROR: unrecognised command\n")
             return
         if "-?" in args[1:]:
             self.puts(cmd.usage)
@@ -163,19 +249,17 @@ class Shell:
             self.puts(f"{e}\n")
 
     # -- helpers --------------------------------------------------------------
-    def xmodem(self, addr: int, limit: int) -> XmodemResult:
-        self.puts("Waiting for download\nPress Ctrl-x to cancel ...\n")
-        rx = XmodemReceiver(self.dev.uart, XmodemTiming.for_mode(self.dev.realtime), limit)
-        res = rx.receive()
-        if res.ok:
-            self.dev.ram.write(addr, res.data)
-            return res
-        msg = {
-            "cancelled": "ERROR: Download cancelled",
-            "timeout": "ERROR: Download timeout",
-            "overflow": f"ERROR: Download too large (limit 0x{limit:08X} bytes)",
-        }.get(res.status, "ERROR: Download failed")
-        raise CommandError("\n" + msg)
+    def xmodem(self, addr: int) -> XmodemResult:
+        self.puts("Waiting for download\nPress Ctrl-x to cancel ... \n")
+        ram = self.dev.ram
+
+        def store(offset: int, data: bytes) -> None:
+            a = addr + offset
+            if ram.contains(a, len(data)):
+                ram.write(a, data)  # past the end of RAM the writes go nowhere
+
+        rx = XmodemReceiver(self.dev.uart, XmodemTiming.for_mode(self.dev.realtime), store)
+        return rx.receive()
 
 
 # -- commands -----------------------------------------------------------------
@@ -190,45 +274,52 @@ def cmd_help(sh: Shell, args: list[str]) -> None:
 
 
 def cmd_ls(sh: Shell, args: list[str]) -> None:
-    for a in args:
-        if a.lower() not in ("-a", "-l", "-al", "-la"):
-            raise CommandError(f"ERROR: Invalid parameter '{a}'")
-    sh.puts("".join(r.ls_line() + "\n" for r in scan(sh.dev.flash)))
+    recs = scan(sh.dev.flash)
+    if not recs:
+        sh.puts("No image found!\n")
+        return
+    sh.puts("".join(r.ls_line() + "\n" for r in recs))
 
 
 def cmd_d(sh: Shell, args: list[str]) -> None:
-    byte_view = False
-    rest = []
+    width, swap = 4, False
     for a in args:
-        low = a.lower()
-        if low == "-b":
-            byte_view = True
-        elif low == "-w":
-            byte_view = False
-        else:
-            rest.append(a)
-    if len(rest) > 1:
-        raise CommandError(f"ERROR: Invalid parameter '{rest[1]}'")
-    addr = hexnum(rest[0]) if rest else sh.dev.d_next
-    if not byte_view:
-        addr &= ~3
-    out = [f"Displaying memory at 0x{addr:X}\n"]
-    try:
-        for i in range(16):
-            a = (addr + 16 * i) & 0xFFFFFFFF
-            data = sh.dev.bus.read(a, 16)
-            if byte_view:
-                h = " ".join(f"{b:02X}" for b in data)
-                out.append(f"[{a:08X}] {h[:23]} - {h[24:]}  {ascii_column(data)}\n")
+        if validhex(a):
+            sh.dev.d_next = int(a[2:10], 16)
+        elif a.startswith("-") and len(a) > 1:
+            opt = a[1]
+            if opt == "?":
+                sh.puts(DISPLAY_USAGE)
+                return
+            if opt in "sS":
+                swap = True
             else:
-                w = [int.from_bytes(data[k : k + 4], "little") for k in range(0, 16, 4)]
-                out.append(
-                    f"[{a:08X}] {w[0]:08X} {w[1]:08X} - {w[2]:08X} {w[3]:08X}"
-                    f"  {ascii_column(data)}\n"
-                )
+                width = {"h": 2, "H": 2, "b": 1, "B": 1}.get(opt, 4)
+    addr = sh.dev.d_next
+    sh.puts(f"Displaying memory at 0x{addr:X}\n")
+    start = addr & ~3
+    out: list[str] = []
+    try:
+        for row in range(16):
+            p = (start + 16 * row) & 0xFFFFFFFF
+            data = sh.dev.bus.read(p, 16)
+            line = f"[{p:08X}]"
+            for idx in range(0, 16, width):
+                if idx == 8:
+                    line += " -"
+                if p + idx < addr:
+                    line += " " * (2 * width + 1)
+                    continue
+                unit = data[idx : idx + width]
+                value = int.from_bytes(unit, "big" if swap else "little")
+                line += f" {value:0{2 * width}X}"
+            line += "  " + "".join(
+                " " if p + i < addr else ascii_char(b) for i, b in enumerate(data)
+            )
+            out.append(line + "\r\n")
     finally:
-        sh.puts("".join(out))
-    sh.dev.d_next = (addr + 256) & 0xFFFFFFFF
+        sh.con.raw("".join(out).encode("latin-1"))
+    sh.dev.d_next = (start + 256) & 0xFFFFFFFF
 
 
 def _check_aligned(addr: int, width: int) -> None:
@@ -296,13 +387,13 @@ def cmd_g(sh: Shell, args: list[str]) -> None:
 
 
 def cmd_mx(sh: Shell, args: list[str]) -> None:
-    if len(args) > 1:
-        raise CommandError(MX_USAGE.rstrip("\n"))
-    addr = hexnum(args[0]) if args else sh.dev.config.buf_base
-    if not sh.dev.bus.in_ram(addr):
-        raise CommandError(f"ERROR: Address 0x{addr:08X} is not in RAM")
-    res = sh.xmodem(addr, P.RAM_BASE + P.RAM_SIZE - addr)
-    sh.puts(f"\nDownloaded 0x{len(res.data):08X} bytes to 0x{addr:08X}\n")
+    if not args:
+        raise CommandError("ERROR: give the address: MX 0x<addr> (the prompt form is not modelled)")
+    if not validhex(args[0]):
+        sh.puts(f"Invalid hex address ({args[0]})\n")
+        return
+    res = sh.xmodem(hexnum(args[0]))
+    sh.puts("\nDownload successed!\n" if res.ok else "\nDownload error!\n")
 
 
 def _overlap(rec: ImageRecord, others: list[ImageRecord]) -> ImageRecord | None:
@@ -313,64 +404,88 @@ def _overlap(rec: ImageRecord, others: list[ImageRecord]) -> ImageRecord | None:
     return None
 
 
+def _fx_usage(sh: Shell) -> None:
+    sh.puts(FX_USAGE)
+
+
 def cmd_fx(sh: Shell, args: list[str]) -> None:
-    flag_args = [a for a in args if a.startswith("-")]
-    pos = [a for a in args if not a.startswith("-")]
-    if len(pos) != 4 or len(flag_args) > 1:
-        raise CommandError(FX_USAGE.rstrip("\n"))
-    number = decnum(pos[0], MAX_IMAGE)
-    name = pos[1]
-    base, ex = hexnum(pos[2]), hexnum(pos[3])
-    try:
-        flags = parse_flags(flag_args[0]) if flag_args else 0
-    except ValueError as e:
-        raise CommandError(f"ERROR: Invalid parameter '{flag_args[0]}'") from e
+    if len(args) < 5:
+        return _fx_usage(sh)
+    flags = 0
+    letters = dict(FLAG_LETTERS)
+    nofooter = False
+    for a in args:
+        if a == "-nofooter":
+            nofooter = True
+        elif a.startswith("-"):
+            for ch in a[1:]:
+                if ch not in letters:
+                    return _fx_usage(sh)
+                flags |= letters[ch]
+    number = int(args[0]) if is_dec(args[0]) else 0xFFFFFFFF  # s2dec: -1
     flash = sh.dev.flash
-    if not in_flash(base) or (base - P.FLASH_BASE) % P.BLOCK_SIZE:
-        raise CommandError(f"ERROR: Base address 0x{base:08X} is not a flash block address")
-    block = (base - P.FLASH_BASE) // P.BLOCK_SIZE
-    flashops.check_writable(flash, range(block, block + 1))
     if find(flash, number) is not None:
-        raise CommandError(f"ERROR: Image {number} already exists")
-    cfg = sh.dev.config
-    buf, limit = cfg.buf_base, cfg.buf_size
-    if not sh.dev.bus.in_ram(buf, max(1, limit)):
-        raise CommandError(f"ERROR: Invalid BL buffer 0x{buf:08X} size 0x{limit:08X}")
-    res = sh.xmodem(buf, limit)
-    data = res.data
-    if not data:
-        raise CommandError("\nERROR: Nothing was downloaded")
+        sh.puts(f"Find image {number} existed!\nDo you want to delete it?[y/N]\n")
+        key = sh.con.getc()
+        if key not in (ord("y"), ord("Y")):
+            return
+        sh.puts(f"Deleting image {number} ...\n")
+        _del_image(sh, number)
+    if not validhex(args[2]) or not validhex(args[3]) or not is_dec(args[0]):
+        sh.puts("ERROR: Invalid parameters!\n")
+        return
+    name, base, ex = args[1], hexnum(args[2]), hexnum(args[3])
+    if corrupt(number, base, P.BLOCK_SIZE, scan(flash)):
+        sh.puts("ERROR: Data corrupted, please check the free space of flash.\n")
+        return
+    src = 0x100000 if ex > P.FLASH_BASE else ex
+    res = sh.xmodem(src)
+    if not res.ok:
+        sh.puts("\nDownload error!\n")
+        return
+    sh.puts("\nFlash programming ...  \n")
+    data = sh.dev.ram.read(src, res.size) if sh.dev.bus.in_ram(src, res.size) else bytes(res.size)
     rec = place(ImageRecord(number, name, base, 0, ex, ex, flags), data)
-    if footer_address(base, len(data)) + 64 > P.FLASH_BASE + P.FLASH_SIZE:
-        raise CommandError("\nERROR: Image does not fit in the flash")
-    other = _overlap(rec, scan(flash))
-    if other is not None:
-        raise CommandError(f"\nERROR: Flash space is used by image {other.number}")
-    sh.puts("\nFlash programming ...\n")
-    flashops.write_image(flash, rec, data)
-    sh.puts(f"Image {number} programmed, 0x{len(data):08X} bytes\n")
+    if base % P.BLOCK_SIZE or corrupt(number, base, rec.size, scan(flash)):
+        sh.puts("ERROR: Write failed.\n")
+        return
+    flashops.write_image(flash, rec, data, footer=not nofooter, dots=sh.puts)
+
+
+def _del_image(sh: Shell, number: int) -> None:
+    rec = find(sh.dev.flash, number)
+    if rec is not None:
+        flashops.delete_image(sh.dev.flash, rec, dots=sh.puts)
 
 
 def cmd_del(sh: Shell, args: list[str]) -> None:
     flash = sh.dev.flash
-    if args and args[0].lower() == "-b":
-        if len(args) != 2:
-            raise CommandError(DEL_USAGE.rstrip("\n"))
-        addr = hexnum(args[1])
-        if not in_flash(addr) or (addr - P.FLASH_BASE) % P.BLOCK_SIZE:
-            raise CommandError(f"ERROR: 0x{addr:08X} is not a flash block address")
-        block = (addr - P.FLASH_BASE) // P.BLOCK_SIZE
-        flashops.erase_blocks(flash, range(block, block + 1))
-        sh.puts(f"Block 0x{addr:08X} erased\n")
+    arg = args[0] if args else "0"  # no argument: image 0 (topic 84)
+    if arg == "-all":
+        sh.puts("Press Ctrl-c to stop\n")
+        for block in range(2, P.FLASH_SIZE // P.BLOCK_SIZE):
+            sh.puts(f"Deleting ... Block {block}\n")
+            flashops.erase_blocks(flash, range(block, block + 1))
+            if sh.dev.uart.input_waiting() and sh.con.getc() == 3:
+                break
         return
-    if len(args) > 1:
-        raise CommandError(DEL_USAGE.rstrip("\n"))
-    number = decnum(args[0], 0xFFFFFFFF) if args else 0  # no number: image 0 (sic)
-    rec = find(flash, number)
-    if rec is None:
-        raise CommandError(f"ERROR: Image {number} not found")
-    flashops.delete_image(flash, rec)
-    sh.puts(f"Image {number} deleted\n")
+    if arg[:1] in ("b", "B"):
+        if is_dec("0" + arg[1:]):
+            block = int("0" + arg[1:])
+            if 0 < block < P.FLASH_SIZE // P.BLOCK_SIZE:
+                flashops.erase_blocks(flash, range(block, block + 1))
+        else:
+            sh.puts("ERROR: Invalid block number\n")
+        return
+    if not is_dec(arg):
+        sh.puts(DEL_USAGE)
+        return
+    number = int(arg)
+    if find(flash, number) is None:
+        sh.puts(f"ERROR: Image {number} is not existed\n")
+        return
+    sh.puts(f"Deleting Image {number} ...\n")
+    _del_image(sh, number)
 
 
 def cmd_run(sh: Shell, args: list[str]) -> None:
@@ -458,25 +573,35 @@ def cmd_set(sh: Shell, args: list[str]) -> None:
 
 
 def cmd_chk(sh: Shell, args: list[str]) -> None:
-    out = []
-    for rec in scan(sh.dev.flash):
+    if args and not is_dec(args[0]):
+        sh.puts("Usage: CHK [ImageNo.]")
+        return
+    numbers = [int(args[0])] if args else list(range(1, 8))
+    bad = 0
+    for n in numbers:
+        rec = find(sh.dev.flash, n)
+        if rec is None:
+            continue
         data = image_data(sh.dev.flash, rec)
-        ok = data is not None and checksum32(data) == rec.checksum
-        out.append(
-            f"Checking image {rec.number} ({rec.name}) ... {'OK' if ok else 'checksum error'}\n"
-        )
-    sh.puts("".join(out))
+        if data is None or checksum32(data[: rec.size // 4 * 4]) != rec.checksum:
+            sh.puts(f"ERROR: Image {n} checksum error found !\n")
+            bad += 1
+    sh.puts(f"Image check finished. {bad} checksum error found.\n")
 
 
 def cmd_b(sh: Shell, args: list[str]) -> None:
-    if not args:
-        sh.puts(f"Baud rate: {sh.dev.uart.baud}\n")
+    if len(args) != 1:
+        sh.puts("Invalid number of arguments\n[" + ",".join(map(str, BAUDS)) + "]\n")
         return
-    if len(args) != 1 or not is_dec(args[0]) or int(args[0]) not in BAUDS:
-        raise CommandError(f"ERROR: Invalid baud rate '{args[0]}'")
+    if not is_dec(args[0]):
+        sh.puts(f"Invalid number - {args[0]}\n")
+        return
     rate = int(args[0])
-    sh.puts(f"Baud rate set to {rate}\n")
-    sh.dev.uart.set_baud(rate)
+    if rate not in BAUDS:
+        sh.puts("Unsupported speed.\n")
+        return
+    sh.dev.uart.drain()
+    sh.dev.uart.set_baud(rate)  # init_serial: at once, nothing printed
 
 
 def cmd_term(sh: Shell, args: list[str]) -> None:
@@ -514,11 +639,12 @@ def cmd_tftp(sh: Shell, args: list[str]) -> None:
 HELP_USAGE = "Usage: H\n    Display the available commands\n"
 LS_USAGE = "Usage: LS [-al]\n    List the images in flash\n"
 DISPLAY_USAGE = (
-    "Usage: D [-b|-w] [address]\n"
-    "    Display 256 bytes of memory from address (hex); without an address,\n"
-    "    continue after the last page displayed.\n"
-    "    -w  32-bit words, little-endian (default)\n"
-    "    -b  bytes\n"
+    "usage: D -[w,h,b,s] <taddr>\n"
+    "       -w, -W\tWord alignment\n"
+    "       -h, -H\tHalf-word alignment\n"
+    "       -b, -B\tByte alignment\n"
+    "       -s, -S\tSwap target\n"
+    "       <taddr>\tTarget memory address.\n"
 )
 EDIT_USAGE = (
     "Usage: E [-b|-h|-w] <address> [value ...]\n"
@@ -533,10 +659,13 @@ MX_USAGE = (
     "    default: the BL buffer base\n"
 )
 FX_USAGE = (
-    "Usage: FX <image no> <image name> <base address> <exec address> [-acxzf]\n"
-    "    Xmodem (CRC, 128/1K) download, then program it in flash as an image.\n"
-    "    image no: 0-31 (decimal), not in use; base: a flash block address\n"
-    "    -a active  -c copy to RAM  -x executable  -z compressed  -f file\n"
+    "Usage: FX [ImageNo.] [ImageName] [base address] [exec address] -[a,c,x,f,z] -nofooter\n"
+    "\t\t-a \t\tActive image\n"
+    "\t\t-c \t\tImage needs to be copy to RAM\n"
+    "\t\t-x \t\tExecutable image\n"
+    "\t\t-f \t\tFile system image\n"
+    "\t\t-z \t\tCompressed image\n"
+    "\t\t-nofooter\tNo footer be written\n"
 )
 CP_USAGE = "Usage: CP <source> <destination> <length>\n    Copy memory (hex arguments)\n"
 SET_USAGE = (
@@ -547,10 +676,10 @@ SET_USAGE = (
 CHK_USAGE = "Usage: CHK\n    Check the checksum of every image in flash\n"
 RUN_USAGE = "Usage: RUN [image no]\n    Boot as at power-on, or execute one image\n"
 DEL_USAGE = (
-    "Usage: DEL [image no]\n"
-    "    Delete an image (default: image 0)\n"
-    "       DEL -b <block address>\n"
-    "    Erase one flash block\n"
+    "Usage: DEL [ImageNo.] [b{blockNo.}] [-all]\n"
+    "       [ImageNo.]\tDelete the image\n"
+    "       [b{blockNo.}]\tDelete the block\n"
+    "       -all\t\tDelete all blocks\n"
 )
 MSET_USAGE = (
     "Usage: MSET [-b|-h|-w] <address> <value> <length>\n"
@@ -559,7 +688,7 @@ MSET_USAGE = (
 TERM_USAGE = "Usage: TERM [port]\n    Change the terminal output port\n"
 CACHE_USAGE = "Usage: CACHE [on|off]\n    Show or change the cache setting\n"
 UNZIP_USAGE = "Usage: UNZIP <image no>\n    Unzip a compressed image to its exec address\n"
-B_USAGE = "Usage: B [rate]\n    Set the baud rate: " + ", ".join(map(str, BAUDS)) + "\n"
+B_USAGE = "Invalid number of arguments\n[" + ",".join(map(str, BAUDS)) + "]\n"
 MT_USAGE = "Usage: MT <address> <file name>\n    TFTP download (not available)\n"
 FT_USAGE = "Usage: FT <image no> <image name> <base address> <exec address> [-acxzf]\n"
 

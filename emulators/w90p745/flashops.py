@@ -13,9 +13,11 @@ protection check stays behind it as a second line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from emulators.flash import FlashNotErasedError, FlashProtectedError, NorFlash
 from emulators.w90p745 import profile as P
-from emulators.w90p745.imagetable import ImageRecord, blocks_of
+from emulators.w90p745.imagetable import ImageRecord, blocks_of, del_blocks
 
 
 class FlashOpError(Exception):
@@ -57,13 +59,43 @@ def program(flash: NorFlash, addr: int, data: bytes) -> None:
         raise FlashOpError(f"ERROR: Flash verify failed at 0x{addr + bad:08X}")
 
 
-def write_image(flash: NorFlash, rec: ImageRecord, data: bytes) -> None:
-    """Erase what ``rec`` (already placed) needs, program the data and the record."""
-    erase_blocks(flash, blocks_of(rec))
-    program(flash, rec.base, data)
+def write_image(
+    flash: NorFlash,
+    rec: ImageRecord,
+    data: bytes,
+    *,
+    footer: bool = True,
+    dots: Callable[[str], None] | None = None,
+) -> None:
+    """``WriteImage``: erase and program block by block (a dot each), then the footer
+    (at the end of the last block, or of the next one, erased for it)."""
+    body = bytes(data) + b"\0" * (rec.size - len(data))
+    off = 0
+    while off < len(body) or (off == 0 and not body):
+        block = (rec.base - P.FLASH_BASE + off) // P.BLOCK_SIZE
+        erase_blocks(flash, range(block, block + 1))
+        chunk = body[off : off + P.BLOCK_SIZE]
+        if chunk:
+            program(flash, rec.base + off, chunk)
+        off += P.BLOCK_SIZE
+        if dots:
+            dots(".")
+        if not body:
+            break
+    if not footer:
+        return
+    fblock = (rec.footer - P.FLASH_BASE) // P.BLOCK_SIZE
+    if fblock > (rec.base - P.FLASH_BASE + max(len(body), 1) - 1) // P.BLOCK_SIZE:
+        erase_blocks(flash, range(fblock, fblock + 1))
     program(flash, rec.footer, rec.pack())
 
 
-def delete_image(flash: NorFlash, rec: ImageRecord) -> None:
-    """DEL: erase every block from the image's base to its record."""
-    erase_blocks(flash, blocks_of(rec))
+def delete_image(
+    flash: NorFlash, rec: ImageRecord, dots: Callable[[str], None] | None = None
+) -> None:
+    """``DelImage``: erase base up to base+length (one more block for a whole-block
+    length), a dot per block."""
+    for block in del_blocks(rec):
+        erase_blocks(flash, range(block, block + 1))
+        if dots:
+            dots(".")

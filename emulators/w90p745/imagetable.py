@@ -1,43 +1,47 @@
-"""The image table: one record (footer) per image, kept in flash.
+"""The image table: one footer (``tfooter``) per image, kept in flash.
 
-Source: the W90P710 boot loader user's manual as quoted by public footer
-parsers (``struct <5I16s4I``, signature bytes ``9F FF FF A0``, a footer
-checksum over the 48 bytes before it, flags active 0x01, copy-to-RAM 0x02,
-executable 0x04, file 0x08, compressed 0x10). Layout of a record, 52 bytes,
-little-endian:
+Source: the Winbond W90P710 boot loader "WBLv1_1" (the family of the seed's
+W90P745 loader 1.1): ``Inc/flash.h`` (``tfooter``, ``SIGNATURE_WORD``, the
+IMAGE_* flags, ``MAX_FOOTER_NUM 8``) and ``Src/flash.c`` (``FindFooter``,
+``FindImage``, ``WriteImage``, ``DelImage``, ``CorruptCheck``,
+``ImageCheck``). A footer, 52 bytes little-endian:
 
 ====== ===== =================================================
 offset size  field
 ====== ===== =================================================
-0x00   u32   image number
-0x04   u32   base address (flash)
-0x08   u32   length in bytes
-0x0C   u32   load address (FX sets it equal to exec)
-0x10   u32   exec address
-0x14   16    name, NUL padded (at most 15 characters kept)
-0x24   u32   image checksum (of ``length`` bytes from base)
+0x00   u32   num (image number)
+0x04   u32   base (flash address)
+0x08   u32   length in bytes (FX: the received size, rounded up to 4)
+0x0C   u32   load_address (FX sets it equal to exec)
+0x10   u32   exec_address
+0x14   16    name, NUL padded (``strcpy``: at most 15 characters fit)
+0x24   u32   image_checksum (over ``length`` bytes from base)
 0x28   u32   signature 0xA0FFFF9F
-0x2C   u32   flags (a=0x01 c=0x02 x=0x04 f=0x08 z=0x10)
-0x30   u32   footer checksum (of bytes 0x00..0x2F)
+0x2C   u32   type (a=0x01 c=0x02 x=0x04 f=0x08 z=0x10)
+0x30   u32   checksum (of the 12 words before it)
 ====== ===== =================================================
 
-Placement (our assumption; the parsers found footers padded with 0xFF on
-both sides): the record occupies the first 52 bytes of the last 64 bytes of
-the last 64 KiB block the image needs, where the image's data may not reach
-into those 64 bytes. So the seed's linux image (0x7F020000 + 0xBF700) has its
-record at 0x7F0DFFC0 and the romfs (0x8FF80 bytes, i.e. 128 bytes short of
-nine blocks) at 0x7F16FFC0. ``ls`` scans the last 64 bytes of every block in
-address order, which gives the seed's order (0, 7, 6, 8). A record is valid
-when its signature and footer checksum are right; a corrupted or erased
-record makes the image disappear from ``ls``.
+Placement (``WriteImage``): the footer takes the last 52 bytes of the block
+the image ends in; when fewer than 52 bytes are left there (an image that
+ends on a block boundary included) it takes the last 52 bytes of the next
+block, which is erased for it. The seed's linux image (0x7F020000 +
+0xBF700) has its footer at 0x7F0DFFCC. ``FindFooter`` looks at the last 52
+bytes of every block from block 1 on, in address order (the seed's order 0,
+7, 6, 8), and keeps at most 8 footers with the right signature and checksum.
 
-Checksum (both kinds; our reading of the parsers' description, edge cases are
-ours): the one's-complement difference ``0xFFFFFFFF - sum of the
-little-endian 32-bit words`` (a last partial word zero-padded) modulo
-0xFFFFFFFF, with zero represented as 0xFFFFFFFF.
+Checksum (both kinds, ``WriteImage``/``ImageCheck``; the same routine as
+``SetImageChecksum`` in the ATEN IPMI SDK's ``MKIMG_Tool/Host/HERMON/
+mkimage.c`` per REFERENCE.md): add the little-endian u32 words into a 64-bit
+sum, fold once (``lo + hi``), complement, keep 32 bits.
 
-Flag letters print in bit order: ``-acxz`` for linux, ``-af`` for a BOOT
-INFO with the active bit, ``-f`` for the seed's BOOT INFO.
+``DelImage`` erases the blocks from base up to base+length, plus one more
+block when the length is a whole number of blocks (where its footer went);
+an image whose footer went to the next block for lack of room (a length
+less than 52 bytes short of a block) keeps its footer, as on the loader.
+
+``ls`` prints ``Image:%2d name:%s base:0x%08X size:0x%08X exec:0x%08X -``
+and the flag letters in the order a c x f z (the seed's lines; the W90P710
+source prints the hex in lower case, the seed's W90P745 build in upper case).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ from emulators.w90p745 import profile as P
 SIGNATURE = 0xA0FFFF9F
 RECORD = struct.Struct("<5I16s3I")  # the 48 bytes covered by the footer checksum
 RECORD_SIZE = RECORD.size + 4
-SLOT = 64
+FOOTER = RECORD_SIZE  # 52 bytes at the end of a block
+MAX_FOOTERS = 8  # MAX_FOOTER_NUM
 
 FLAG_ACTIVE = 0x01
 FLAG_COPY = 0x02
@@ -73,13 +78,17 @@ _M = 0xFFFFFFFF
 
 
 def checksum32(data: bytes) -> int:
-    """One's-complement difference of 0xFFFFFFFF and the data's LE words."""
+    """The loader's checksum: LE u32 words summed in 64 bits, folded once, complemented.
+
+    A last partial word is zero-padded (the loader rounds the length up to 4
+    and reads whatever follows; an FX download is whole 128-byte blocks).
+    """
     pad = (-len(data)) % 4
     words = array("I", bytes(data) + b"\0" * pad)
     if sys.byteorder == "big":  # pragma: no cover
         words.byteswap()
-    v = (_M - sum(words)) % _M
-    return v or _M
+    total = sum(words)
+    return ~((total & _M) + (total >> 32)) & _M
 
 
 def parse_flags(text: str) -> int:
@@ -139,26 +148,29 @@ class ImageRecord:
 
     def ls_line(self) -> str:
         return (
-            f"Image: {self.number} name:{self.name} base:0x{self.base:08X} "
+            f"Image:{self.number:2d} name:{self.name} base:0x{self.base:08X} "
             f"size:0x{self.size:08X} exec:0x{self.exec:08X} -{flag_text(self.flags)}"
         )
 
     @property
     def end(self) -> int:
-        """First address after the image's last block (record included)."""
-        return self.footer + SLOT
+        """First address after the block holding the footer."""
+        return self.footer + FOOTER
 
 
 def footer_address(base: int, size: int) -> int:
-    """Where the record of an image at ``base`` of ``size`` bytes goes."""
-    need = base + size + SLOT  # data, then a whole slot
-    last_block = (need - 1 - P.FLASH_BASE) // P.BLOCK_SIZE
-    return P.FLASH_BASE + (last_block + 1) * P.BLOCK_SIZE - SLOT
+    """Where ``WriteImage`` puts the footer of an image at ``base`` of ``size`` bytes."""
+    size = -(-size // 4) * 4
+    last_block_start = base + ((size - 1) // P.BLOCK_SIZE) * P.BLOCK_SIZE if size else base
+    used = base + size - last_block_start
+    if P.BLOCK_SIZE - used < FOOTER:
+        return last_block_start + 2 * P.BLOCK_SIZE - FOOTER
+    return last_block_start + P.BLOCK_SIZE - FOOTER
 
 
 def place(rec: ImageRecord, data: bytes) -> ImageRecord:
-    """Fill in size, checksum and record address for ``data``."""
-    rec.size = len(data)
+    """Fill in size (rounded up to 4, as ``WriteImage`` does), checksum and footer address."""
+    rec.size = -(-len(data) // 4) * 4
     rec.checksum = checksum32(data)
     rec.footer = footer_address(rec.base, rec.size)
     return rec
@@ -169,15 +181,15 @@ def in_flash(addr: int, length: int = 1) -> bool:
 
 
 def scan(flash: NorFlash) -> list[ImageRecord]:
-    """Every valid record, in flash address order (what ``ls`` shows)."""
+    """``FindFooter``: valid footers at block ends from block 1 on, at most 8."""
     out = []
-    for block in range(flash.size // P.BLOCK_SIZE):
-        off = (block + 1) * P.BLOCK_SIZE - SLOT
+    for block in range(1, flash.size // P.BLOCK_SIZE):
+        off = (block + 1) * P.BLOCK_SIZE - FOOTER
         raw = flash.read(off, RECORD_SIZE)
         if raw[40:44] != b"\x9f\xff\xff\xa0":
             continue
         rec = ImageRecord.unpack(raw, P.FLASH_BASE + off)
-        if rec is not None:
+        if rec is not None and len(out) < MAX_FOOTERS:
             out.append(rec)
     return out
 
@@ -190,11 +202,42 @@ def find(flash: NorFlash, number: int) -> ImageRecord | None:
 
 
 def blocks_of(rec: ImageRecord) -> range:
-    """Chip block indices from the image's base to its record, clamped to the chip."""
+    """Chip block indices from the image's base to its footer, clamped to the chip."""
     lo = max(P.FLASH_BASE, min(rec.base, rec.footer))
     first = (lo - P.FLASH_BASE) // P.BLOCK_SIZE
     last = (rec.footer - P.FLASH_BASE) // P.BLOCK_SIZE
     return range(first, last + 1)
+
+
+def del_blocks(rec: ImageRecord) -> range:
+    """The blocks ``DelImage`` erases: base up to base+length, one more for a
+    length that is a whole number of blocks."""
+    end = rec.base + rec.size
+    if rec.size % P.BLOCK_SIZE == 0:
+        end += P.BLOCK_SIZE
+    first = max(0, (rec.base - P.FLASH_BASE) // P.BLOCK_SIZE)
+    last = min(P.FLASH_SIZE // P.BLOCK_SIZE, -(-(end - P.FLASH_BASE) // P.BLOCK_SIZE))
+    return range(first, last)
+
+
+def corrupt(number: int, base: int, length: int, others: list[ImageRecord]) -> bool:
+    """``CorruptCheck``: True when an image ``number`` at ``base`` of ``length``
+    bytes may not be written (in the loader's block, past the chip, a used
+    number, or overlapping another image as the loader computes it)."""
+    if base < P.FLASH_BASE + P.BLOCK_SIZE or base + length > P.FLASH_BASE + P.FLASH_SIZE:
+        return True
+    if any(o.number == number for o in others):
+        return True
+    bs = P.BLOCK_SIZE
+    b0 = base
+    b1 = base + length + (bs if bs - length % bs < FOOTER else 0)
+    for o in others:
+        a0 = o.base
+        grow = bs - o.size % bs < FOOTER or o.size % bs == 0
+        a1 = o.base + o.size + (bs if grow else 0)
+        if a0 <= b0 < a1 or a0 <= b1 < a1 or (a0 > b0 and a1 < b1):
+            return True
+    return False
 
 
 def image_data(flash: NorFlash, rec: ImageRecord) -> bytes | None:
