@@ -27,6 +27,18 @@ Modelled behaviour and its limits:
 * When the device closes the link, the master closes: a host reading with
   pyserial gets ``SerialException`` at once, unread bytes are lost and the
   ``/dev/pts/N`` path disappears (REFERENCE.md).
+* Burst delivery (``LinkFaults.chunk``; assumption, modelled on what a slow
+  host, a USB adapter's latency timer or a network bridge such as ser2net
+  does to a byte stream): the device's output is held and handed to the host
+  in pieces of ``chunk`` bytes (or, with ``chunk_min``, of seeded random sizes
+  between the two), so one host read returns kilobytes that end anywhere in a
+  line. Nothing is lost or reordered. In fast mode the pause between pieces
+  costs no wall time: a piece also leaves when the device waits for the host
+  (a blocking read, a drain, polling for input twice without printing in
+  between, a power cut), and the next piece waits until the host has read
+  the previous one (at most 0.2 s), so the host's reads follow the pieces. In
+  real-time mode a held piece also leaves ``chunk_pause_ms`` after the
+  previous one (a bridge's send timer).
 """
 
 from __future__ import annotations
@@ -73,6 +85,12 @@ class LinkFaults:
     bytes past it is dropped. ``silent_after`` makes the line go dead after
     that many device output bytes. ``directions`` is "both", "tx" (device to
     host) or "rx" (host to device).
+
+    ``chunk`` delivers the device's output in bursts of that many bytes (with
+    ``chunk_min``: seeded random sizes from ``chunk_min`` to ``chunk``), held
+    back in between; ``chunk_pause_ms`` is the longest a piece is held in
+    real-time mode (see the module docstring). Bursts lose nothing and apply
+    to device output whatever ``directions`` says.
     """
 
     bit_error_rate: float = 0.0
@@ -82,6 +100,24 @@ class LinkFaults:
     fifo: int | None = None
     silent_after: int | None = None
     directions: str = "both"
+    chunk: int | None = None
+    chunk_min: int | None = None
+    chunk_pause_ms: int = 200
+
+    def __post_init__(self) -> None:
+        if self.chunk is not None and self.chunk < 1:
+            raise ValueError(f"chunk must be at least 1 byte, not {self.chunk}")
+        if self.chunk_min is not None:
+            if self.chunk is None:
+                raise ValueError("chunk_min needs chunk (the largest piece)")
+            if not 1 <= self.chunk_min <= self.chunk:
+                raise ValueError(f"chunk_min must be from 1 to chunk ({self.chunk})")
+        if self.chunk_pause_ms < 0:
+            raise ValueError("chunk_pause_ms cannot be negative")
+
+    @property
+    def bursts(self) -> bool:
+        return self.chunk is not None
 
     @property
     def active(self) -> bool:
@@ -176,6 +212,16 @@ class VirtualUart:
         self._burst_left = 0
         self._tx_free_at = 0.0
         self._rx_free_at = 0.0
+        # burst delivery: output held for the host, the size of the piece being
+        # filled, whether the device printed since it last polled for input
+        self._held = bytearray()
+        self._held_lock = threading.RLock()
+        self._piece = 0
+        self._burst_rng = random.Random(f"{seed}:bursts")
+        self._polled = False
+        self._last_piece_at = 0.0
+        self._timer: threading.Thread | None = None
+        self.burst_sizes: list[int] = []  # the pieces handed to the host, in order
         self.link_path: Path | None = None
         if link_path is not None:
             self.link_path = Path(link_path)
@@ -235,6 +281,7 @@ class VirtualUart:
             except BlockingIOError:
                 break
         self.discard_input()
+        self._drop_held()
         self._down.clear()
 
     def discard_input(self) -> None:
@@ -249,6 +296,8 @@ class VirtualUart:
 
     def _check(self) -> None:
         if self._down.is_set() or self._closed:
+            if self._held:
+                self._drop_held()
             raise LinkDown()
 
     # -- faults -------------------------------------------------------------
@@ -327,6 +376,11 @@ class VirtualUart:
                 out = bytes(self._rx[:n])
                 del self._rx[:n]
                 return out
+        if self._held and not self._input_ready():
+            if timeout is None or timeout > 0:
+                self._flush_held()  # the device waits for the host
+            else:
+                self._poll_idle()
         if not self._fill(timeout):
             return b""
         with self._lock:
@@ -349,26 +403,39 @@ class VirtualUart:
         with self._lock:
             self._rx[:0] = data
 
+    def _input_ready(self) -> bool:
+        r, _, _ = select.select([self._master], [], [], 0)
+        return bool(r)
+
     def input_waiting(self) -> int:
         with self._lock:
             if self._rx:
                 return len(self._rx)
-        r, _, _ = select.select([self._master], [], [], 0)
-        return 1 if r else 0
+        if self._input_ready():
+            return 1
+        if self._held:
+            self._poll_idle()
+        return 0
 
     # -- device -> host -------------------------------------------------------
     def pending_to_host(self) -> int:
-        """Bytes the device sent that the host has not read yet."""
+        """Bytes the device sent that the host has not read yet. A device that asks
+        waits for the host: held burst output is delivered first."""
+        if self._held:
+            self._flush_held()
+        return self._pty_pending()
+
+    def _pty_pending(self) -> int:
         buf = fcntl.ioctl(self._slave, termios.FIONREAD, b"\0\0\0\0")
         return struct.unpack("i", buf)[0]
 
     def _settled_pending(self) -> int:
         # The pty moves written bytes to the slave asynchronously (the tty
         # flip buffer): wait until the count stops changing.
-        last = self.pending_to_host()
+        last = self._pty_pending()
         for _ in range(20):
             select.select([], [], [], 0.0005)
-            now = self.pending_to_host()
+            now = self._pty_pending()
             if now == last:
                 return now
             last = now
@@ -400,9 +467,109 @@ class VirtualUart:
                 self._tx_free_at = start + len(piece) * self.byte_time
                 # a byte reaches the host when its stop bit has left the wire
                 self._sleep_until(self._tx_free_at)
-                self._send(piece)
+                self._emit(piece)
         else:
-            self._send(out)
+            self._emit(out)
+
+    # -- burst delivery ---------------------------------------------------------
+    def _emit(self, data: bytes) -> None:
+        if not self.faults.bursts:
+            self._send(data)
+            return
+        self._polled = False
+        with self._held_lock:
+            self._held += data
+            while True:
+                if not self._piece:
+                    self._piece = self._next_piece_size()
+                if len(self._held) < self._piece:
+                    break
+                piece = bytes(self._held[: self._piece])
+                del self._held[: self._piece]
+                self._piece = 0
+                self._deliver(piece)
+        if self.realtime:
+            self._start_timer()
+
+    def _next_piece_size(self) -> int:
+        f = self.faults
+        assert f.chunk is not None
+        if f.chunk_min is None:
+            return f.chunk
+        return self._burst_rng.randint(f.chunk_min, f.chunk)
+
+    def _deliver(self, piece: bytes) -> None:
+        """Hand one piece to the host, once the host has read the previous one."""
+        view = memoryview(piece)
+        try:
+            if not self.realtime:
+                deadline = time.monotonic() + 0.2
+                while self._pty_pending() and time.monotonic() < deadline:
+                    self._check()
+                    select.select([self._wake_r], [], [], 0.001)
+            while view:
+                self._check()
+                try:
+                    view = view[os.write(self._master, view) :]
+                except BlockingIOError:
+                    select.select([self._wake_r], [self._master], [], 0.5)
+        except LinkDown:
+            self._write_nowait(bytes(view))  # a power cut: what fits still reaches the host
+            raise
+        self.burst_sizes.append(len(piece))
+        self._last_piece_at = time.monotonic()
+
+    def _flush_held(self) -> None:
+        """The device waits for the host: what is held goes out now (the burst ends)."""
+        with self._held_lock:
+            if self._held:
+                piece = bytes(self._held)
+                self._held.clear()
+                self._piece = 0
+                self._deliver(piece)
+
+    def _poll_idle(self) -> None:
+        # polling for input twice with nothing printed in between: the device idles
+        if self._polled:
+            self._flush_held()
+        self._polled = True
+
+    def _drop_held(self) -> None:
+        """The link goes down: what fits in the pty still reaches the host, the rest is lost."""
+        with self._held_lock:
+            data = bytes(self._held)
+            self._held.clear()
+            self._piece = 0
+        self._write_nowait(data)
+
+    def _write_nowait(self, data: bytes) -> None:
+        if not data or self._closed:
+            return
+        try:
+            os.write(self._master, data)
+        except OSError:
+            pass
+
+    def _start_timer(self) -> None:
+        if self._timer is not None and self._timer.is_alive():
+            return
+        self._timer = threading.Thread(target=self._timer_loop, name="link-bursts", daemon=True)
+        self._timer.start()
+
+    def _timer_loop(self) -> None:
+        """Real-time mode: a piece held ``chunk_pause_ms`` after the last one leaves."""
+        pause = self.faults.chunk_pause_ms / 1000
+        while not self._closed:
+            with self._held_lock:
+                due = self._held and time.monotonic() - self._last_piece_at >= pause
+                if due:
+                    try:
+                        self._flush_held()
+                    except LinkDown:
+                        return
+            if self._down.is_set():
+                return
+            time.sleep(min(pause, 0.05) or 0.01)
 
     def _send(self, data: bytes) -> None:
         view = memoryview(data)
@@ -416,11 +583,12 @@ class VirtualUart:
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until the host has read everything the device sent."""
+        self._flush_held()
         deadline = time.monotonic() + timeout
-        while self.pending_to_host() and time.monotonic() < deadline:
+        while self._pty_pending() and time.monotonic() < deadline:
             self._check()
             select.select([self._wake_r], [], [], 0.002)
-        return self.pending_to_host() == 0
+        return self._pty_pending() == 0
 
     def _sleep_until(self, t: float) -> None:
         while True:

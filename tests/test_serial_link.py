@@ -217,3 +217,70 @@ def test_a_hung_up_host_exchanges_nothing():
         assert uart.host_baud() == 0
         uart.write(b"banner")
         assert host.read(16) == b""
+
+
+# -- burst delivery (LinkFaults.chunk) -------------------------------------------------
+
+
+def test_bursts_hold_output_until_a_piece_is_full_or_the_device_waits():
+    with VirtualUart(faults=LinkFaults(chunk=64)) as uart, open_host(uart, timeout=0.2) as host:
+        uart.write(b"a" * 50)
+        assert host.in_waiting == 0  # held: never written to the pty
+        uart.write(b"b" * 20)
+        assert read_n(host, 64) == b"a" * 50 + b"b" * 14
+        assert host.in_waiting == 0
+        assert uart.read(1, timeout=0.01) == b""  # the device waits for the host
+        assert read_n(host, 6) == b"b" * 6
+        assert uart.burst_sizes == [64, 6]
+
+
+def test_polling_for_input_twice_without_printing_ends_a_burst():
+    with VirtualUart(faults=LinkFaults(chunk=4096)) as uart, open_host(uart) as host:
+        uart.write(b"line 1\r\n")
+        assert not uart.input_waiting()  # one poll between lines: output goes on
+        uart.write(b"line 2\r\n")
+        assert not uart.input_waiting()
+        assert host.in_waiting == 0
+        assert not uart.input_waiting()  # a second poll with nothing printed: idle
+        assert read_n(host, 16) == b"line 1\r\nline 2\r\n"
+
+
+def test_random_pieces_are_seeded_and_lose_nothing():
+    data = b"".join(b"jffs2_scan_eraseblock(): line %d\r\n" % i for i in range(600))
+
+    def through(seed):
+        faults = LinkFaults(chunk=700, chunk_min=1)
+        with VirtualUart(faults=faults, seed=seed) as uart, open_host(uart) as host:
+            got = bytearray()
+            reader = threading.Thread(target=lambda: got.extend(read_n(host, len(data), 10)))
+            reader.start()
+            for i in range(0, len(data), 100):
+                uart.write(data[i : i + 100])
+            uart.drain()
+            reader.join()
+            return bytes(got), list(uart.burst_sizes)
+
+    got, sizes = through(1)
+    assert got == data
+    assert sum(sizes) == len(data) and all(1 <= n <= 700 for n in sizes)
+    assert len(set(sizes)) > 10
+    assert through(1)[1] == sizes
+    assert through(2)[1] != sizes
+
+
+def test_a_power_cut_still_delivers_what_was_held():
+    with VirtualUart(faults=LinkFaults(chunk=4096)) as uart, open_host(uart) as host:
+        uart.write(b"Uncompressing Linux")
+        uart.interrupt()
+        with pytest.raises(LinkDown):
+            uart.read(1, timeout=1)
+        assert read_n(host, 19) == b"Uncompressing Linux"
+
+
+def test_burst_options_are_checked():
+    with pytest.raises(ValueError, match="chunk_min needs chunk"):
+        LinkFaults(chunk_min=5)
+    with pytest.raises(ValueError, match="chunk_min must be"):
+        LinkFaults(chunk=5, chunk_min=6)
+    with pytest.raises(ValueError, match="at least 1"):
+        LinkFaults(chunk=0)
