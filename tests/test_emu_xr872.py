@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from emulators.xr872 import XR872Device
 from emulators.xr872.board import factory_flash_image
 from emulators.xr872.image import factory_image
-from emulators.xr872.sysinfo import SysInfo
 
 # -- test-side protocol codec ------------------------------------------------------
 
@@ -50,6 +49,9 @@ FIELDS = {
     27: (4, 4, 2),
 }
 SRAM = 0x00200000
+JEDEC = b"\xc7\x40\x14"  # an id seen on XF16 units
+# MEMRW values go little-endian on the wire (BK7231GUIFlashTool WriteLe32)
+LE_FIELDS = {1, 3, 5, 7}
 
 
 def cs16(data: bytes) -> int:
@@ -65,7 +67,8 @@ def frame(cmd: int, *values: int, flags: int = CHECK, corrupt: bool = False) -> 
     """A request: the checksum is the complement of cs16 over the little-endian pre-image."""
     widths = FIELDS.get(cmd, ())
     wire = bytes([cmd]) + b"".join(
-        v.to_bytes(w, "big") for v, w in zip(values, widths, strict=False)
+        v.to_bytes(w, "little" if (cmd in LE_FIELDS and i == 1) else "big")
+        for i, (v, w) in enumerate(zip(values, widths, strict=False))
     )
     pre = bytes([cmd]) + b"".join(
         v.to_bytes(w, "little") for v, w in zip(values, widths, strict=False)
@@ -102,7 +105,7 @@ def response(ser: serial.Serial, timeout: float = 3.0, value: bool = False) -> t
     payload = read_n(ser, n, timeout)
     assert len(payload) == n
     pre = b"BROM" + head[4:6] + cs.to_bytes(2, "little") + n.to_bytes(4, "little")
-    assert cs16(pre + (payload[::-1] if value else payload)) == 0xFFFF
+    assert cs16(pre + payload) == 0xFFFF  # MEMRW values are little-endian in both
     return flags, payload
 
 
@@ -159,10 +162,10 @@ def test_sync_and_the_captured_phoenixmc_getinfo_frame(rom):
     ser.write(bytes.fromhex("42524f4d040060510000000118"))
     flags, payload = response(ser)
     assert flags == ACK | CHECK
-    assert payload == bytes([0xC8, 0x40, 0x14])  # GD25Q80: 1 << 0x14 = 1 MiB
+    assert payload == JEDEC  # 1 << 0x14 = 1 MiB
     # the same request built here
     ser.write(frame(24, flags=CHECK))
-    assert response(ser) == (ACK | CHECK, b"\xc8\x40\x14")
+    assert response(ser) == (ACK | CHECK, JEDEC)
     assert frame(24) == bytes.fromhex("42524f4d040060510000000118")
 
 
@@ -174,7 +177,7 @@ def test_nothing_before_sync_and_resync_between_frames():
         sync(ser)
         sync(ser)  # 0x55 between frames is answered again
         ser.write(frame(24))
-        assert expect_ack(ser) == b"\xc8\x40\x14"
+        assert expect_ack(ser) == JEDEC
     finally:
         ser.close()
         dev.close()
@@ -184,7 +187,7 @@ def test_nothing_before_sync_and_resync_between_frames():
 def test_garbage_and_wrong_magic_are_skipped(rom):
     dev, ser = rom
     ser.write(b"\x00\xffBRO\x13BRXMgarbage" + b"BRON" + b"\x00" * 8 + frame(24))
-    assert expect_ack(ser) == b"\xc8\x40\x14"
+    assert expect_ack(ser) == JEDEC
 
 
 def test_check_flag_with_a_bad_checksum_is_refused(rom):
@@ -196,7 +199,7 @@ def test_check_flag_with_a_bad_checksum_is_refused(rom):
     # without CHECK the ROM does not look at the checksum
     ser.write(frame(24, flags=0, corrupt=True))
     flags, payload = response(ser)
-    assert flags == ACK and payload == b"\xc8\x40\x14"
+    assert flags == ACK and payload == JEDEC
 
 
 def test_a_checksum_over_the_wire_bytes_is_wrong(rom):
@@ -235,7 +238,7 @@ def test_truncated_header_and_payload_time_out(rom):
     ser.write(frame(26, 0, 1)[:15])
     expect_error(ser, TIMEOUT)
     ser.write(frame(24))  # and it is still serving
-    assert expect_ack(ser) == b"\xc8\x40\x14"
+    assert expect_ack(ser) == JEDEC
 
 
 # -- memory --------------------------------------------------------------------------
@@ -255,7 +258,8 @@ def test_memrw_all_widths(rom):
         # memory holds it little-endian, as the Cortex-M4 stores it
         assert dev.ram.read(addr, width) == value.to_bytes(width, "little")
         ser.write(frame(cmd - 1, addr))
-        assert expect_ack(ser, value=True) == value.to_bytes(width, "big")
+        # and comes back little-endian on the wire (BK7231GUIFlashTool ReadLe32)
+        assert expect_ack(ser) == value.to_bytes(width, "little")
 
 
 def test_memrw_errors(rom):
@@ -397,9 +401,7 @@ def test_flash_read_errors(rom):
     expect_error(ser, INVALID)
 
 
-@pytest.mark.parametrize(
-    "mode,addr,size", [(1, 0x23000, 0x1000), (2, 0x28000, 0x8000), (3, 0x30000, 0x10000)]
-)
+@pytest.mark.parametrize("mode,addr,size", [(1, 0x23000, 0x1000), (3, 0x30000, 0x10000)])
 def test_flash_erase_sizes(rom, mode, addr, size):
     dev, ser = rom
     before = dev.flash.snapshot()
@@ -416,10 +418,19 @@ def test_flash_chip_erase_and_erase_errors(rom):
     expect_error(ser, INVALID)
     ser.write(frame(25, 9, 0))  # no such erase mode
     expect_error(ser, INVALID)
+    for mode in (2, 4):  # no source shows a 32 KiB code; 4 is not the chip erase
+        ser.write(frame(25, mode, 0x20000))
+        expect_error(ser, INVALID)
     ser.write(frame(25, 1, 0x100000))  # past the end
     expect_error(ser, INVALID)
+    ser.write(frame(25, 0, 0))  # chip erase carries no address
+    expect_error(ser, INVALID)
     assert dev.flash.read(0, 4) == b"AWIH"
-    ser.write(frame(25, 4, 0))
+    FIELDS[25] = (1,)
+    try:
+        ser.write(frame(25, 0))  # mode 0, no address: the whole chip
+    finally:
+        FIELDS[25] = (1, 4)
     expect_ack(ser)
     assert dev.flash.snapshot() == b"\xff" * (1 << 20)
 
@@ -492,53 +503,56 @@ def read_until(ser: serial.Serial, token: bytes, timeout: float = 3.0) -> bytes:
     return bytes(out)
 
 
-def login(ser: serial.Serial) -> bytes:
-    log = read_until(ser, b"XF16 login: ")
-    ser.write(b"admin\r")
-    read_until(ser, b"Password: ")
-    ser.write(b"xf16cam\r")
-    read_until(ser, b"$ ")
-    return log
+def boot_log(ser: serial.Serial) -> bytes:
+    return read_until(ser, b"=" * 68 + b"\r\n\r\n")
+
+
+def macs(log: bytes) -> tuple[str, str]:
+    """The ``efuse:`` and ``in use:`` MACs of a boot log."""
+    text = log.decode("latin-1")
+    efuse = text.split("    efuse         : ")[1][:17]
+    in_use = text.split("    in use        : ")[1][:17]
+    return efuse, in_use
 
 
 def test_valid_image_boots_the_firmware_console():
-    dev, ser = open_device()
+    dev, ser = open_device(seed=4)
     try:
-        log = read_until(ser, b"XF16 login: ")
-        mac, ap, valid = dev.identity()
-        assert valid and ap == "XF16-" + mac[-5:].replace(":", "").upper()
-        assert b"XRadio IoT WLAN SDK v1.2.1\r\n" in log
-        assert f"mac address: {mac}\r\n".encode() in log
-        assert f'ssid "{ap}"'.encode() in log
-        ser.write(b"admin\r")
-        read_until(ser, b"Password: ")
-        ser.write(b"wrong\r")
-        out = read_until(ser, b"XF16 login: ")
-        assert b"wrong" not in out and b"Login incorrect\r\n" in out
-        ser.write(b"admin\rxf16cam\r")
-        read_until(ser, b"$ ")
-        ser.write(b"sysinfo\r")
-        out = read_until(ser, b"$ ")
-        assert f"mac address : {mac}\r\nap ssid     : {ap}\r\n".encode() in out
-        assert b"<ACK> 200 OK\r\n" in out
+        log = boot_log(ser)
+        assert b"XRADIO Skylark SDK 1.2.1 " in log
+        assert b"cpu  clock 240000000 Hz\r\n" in log
+        assert b"    XIP           : enable\r\n" in log
+        assert b"mac address:\r\n    efuse         : 02:80:72:" in log
+        efuse, in_use = macs(log)
+        assert in_use == dev.mac_in_use() == dev.sysinfo_mac() and efuse != in_use
+        assert b"login" not in log.lower() and not log.endswith(b"$ ")  # no login, no prompt
         ser.write(b"telnetd\r")
         out = read_until(ser, b"$ ")
-        assert b"[cmd ERR] unknown cmd 'telnetd'\r\n<ACK> 400 Unknown command\r\n" in out
-        ser.write(b"\x55")  # the firmware is not the ROM
-        ser.write(b"\r")
-        assert b"OK" not in read_until(ser, b"$ ")
+        assert out.startswith(b"telnetd\r\n")  # echoed
+        assert (
+            b"[cmd ERR] cmd_exec():51, unknown cmd 'telnetd'\r\n<ACK> 400 Unknown command\r\n"
+            b"Use 'help' to list available subcommands\r\n$ "
+        ) in out
+        ser.write(b"\r")  # an empty line: just the prompt again
+        assert read_until(ser, b"$ ") == b"\r\n$ "
+        ser.write(b"\x55")  # the firmware is not the ROM: an echoed U
+        ser.write(b"\x03help\r")  # Ctrl-C drops the line silently
+        out = read_until(ser, b"$ ")
+        assert b"OK" not in out.split(b"<ACK>")[0] and b"[*] upgrade\r\n" in out
+        assert b"unknown cmd" not in out
     finally:
         ser.close()
         dev.close()
     assert dev.crash is None
 
 
-def test_upgrade_drops_into_the_rom_and_reboot_boots_again():
+def test_blind_upgrade_preamble_drops_into_the_rom_and_reboot_boots_again():
     dev, ser = open_device(rom_fast_timeout=0.05)
     try:
-        login(ser)
-        ser.write(b"upgrade\r")
-        read_until(ser, b"<ACK> 200 OK\r\n")
+        boot_log(ser)
+        ser.write(b"\nupgrade\n\x00")  # BK7231GUIFlashTool, no login
+        out = read_until(ser, b"<ACK> 200 OK\r\n")
+        assert out == b"\r\n$ upgrade\r\n<ACK> 200 OK\r\n"
         assert silent(ser)  # the ROM says nothing
         sync(ser)
         assert dev.mode == "rom"
@@ -546,7 +560,7 @@ def test_upgrade_drops_into_the_rom_and_reboot_boots_again():
         assert expect_ack(ser)[:4] == b"AWIH"
         ser.write(frame(18))  # REBOOT into the valid image
         expect_ack(ser)
-        read_until(ser, b"XF16 login: ")
+        boot_log(ser)
         assert dev.mode == "firmware"
     finally:
         ser.close()
@@ -564,7 +578,7 @@ def test_xr809_image_leaves_the_unit_in_recovery_mode():
         sync(ser)
         assert dev.mode == "rom" and "XR872 SRAM" in dev.last_check.reason
         ser.write(frame(24))
-        assert expect_ack(ser) == b"\xc8\x40\x14"
+        assert expect_ack(ser) == JEDEC
     finally:
         ser.close()
         dev.close()
@@ -588,10 +602,24 @@ def test_corrupt_image_is_recovery_mode(offset):
     assert dev.crash is None
 
 
-def test_recovery_write_of_a_good_image_boots():
-    """The seed's story in miniature: a unit bricked by an XR809 image is re-written."""
-    good = factory_flash_image(5)
-    dev = XR872Device(seed=9, rom_fast_timeout=0.05)
+def _write_whole_flash(ser: serial.Serial, image: bytes) -> None:
+    for block in range(0, 1 << 20, 0x10000):
+        ser.write(frame(25, 3, block))
+        expect_ack(ser)
+    for off in range(0, 1 << 20, 0x4000):
+        chunk = image[off : off + 0x4000]
+        if chunk == b"\xff" * len(chunk):
+            continue
+        flash_write(ser, off // 512, chunk)
+        expect_ack(ser)
+
+
+@pytest.mark.parametrize("source", ["chipid", "flash"])
+def test_a_donor_dump_written_whole(source):
+    """The seed's story in miniature: a unit bricked by an XR809 image gets a donor's
+    whole dump. CHIPID (SDK default): the unit keeps its own MAC; FLASH: the donor's."""
+    donor = factory_flash_image(5, source)
+    dev = XR872Device(seed=9, rom_fast_timeout=0.05, mac_source=source)
     dev.flash.load(0, factory_image("xr809"))
     ser = serial.Serial(dev.path, 115200, timeout=0.2, write_timeout=5)
     dev.power_on()
@@ -601,41 +629,59 @@ def test_recovery_write_of_a_good_image_boots():
         expect_ack(ser)
         ser.baudrate = 921600
         sync(ser)
-        for block in range(0, 1 << 20, 0x10000):
-            ser.write(frame(25, 3, block))
-            expect_ack(ser)
-        for off in range(0, 1 << 20, 0x4000):
-            chunk = good[off : off + 0x4000]
-            if chunk == b"\xff" * len(chunk):
-                continue
-            flash_write(ser, off // 512, chunk)
-            expect_ack(ser)
-        assert dev.flash.snapshot() == good
+        _write_whole_flash(ser, donor)
+        assert dev.flash.snapshot() == donor
         ser.write(frame(18))
         expect_ack(ser)
         ser.baudrate = 115200
-        log = read_until(ser, b"XF16 login: ")
-        donor_mac = ":".join(f"{b:02x}" for b in SysInfo.for_seed(5).mac)
-        assert f"mac address: {donor_mac}".encode() in log  # the donor's identity came along
+        _, in_use = macs(boot_log(ser))
+        own = factory_flash_image(9, source)
+        donor_mac = dev.sysinfo_mac()
+        assert donor_mac == sysinfo_mac_of(donor) != sysinfo_mac_of(own)
+        if source == "flash":
+            assert in_use == donor_mac  # the donor's MAC came along
+        else:
+            assert in_use == sysinfo_mac_of(own)  # recomputed from this chip
+        assert dev.flash.snapshot() == donor  # a valid record is not rewritten
     finally:
         ser.close()
         dev.close()
     assert dev.crash is None
 
 
-def test_corrupt_sysinfo_falls_back_to_the_efuse_mac():
-    dev = XR872Device(seed=3)
-    mac, _, _ = dev.identity()
-    dev.flash.load(0xFF000 + 0x10, b"Y")  # AP name "XF16-..." -> "YF16-..."
+def sysinfo_mac_of(flash: bytes) -> str:
+    """The MAC at +5 of slot 0 of a freshly written FDCM area (header 8, bitmap 3)."""
+    area = flash[0xFF000:]
+    assert int.from_bytes(area[:4], "little") == 0xA55A5AA5
+    assert area[4:8] == (3).to_bytes(2, "little") + (236).to_bytes(2, "little")
+    return ":".join(f"{b:02x}" for b in area[11 + 5 : 11 + 11])
+
+
+@pytest.mark.parametrize("damage", ["blank", "corrupt"])
+@pytest.mark.parametrize("source", ["chipid", "flash"])
+def test_missing_or_corrupt_sysinfo_is_rebuilt_at_boot(source, damage):
+    dev = XR872Device(seed=3, mac_source=source)
+    own = dev.sysinfo_mac()
+    if damage == "blank":
+        dev.flash.erase(0xFF000, 0x1000)
+    else:
+        dev.flash.load(0xFF000, b"\x00")  # the FDCM id code
     ser = serial.Serial(dev.path, 115200, timeout=0.2)
     dev.power_on()
     try:
-        log = read_until(ser, b"XF16 login: ")
-        assert b"[sysinfo] invalid sysinfo, use default\r\n" in log
-        assert f"mac address: {mac}\r\n".encode() in log
+        _, in_use = macs(boot_log(ser))
+        rebuilt = dev.sysinfo_mac()
+        assert rebuilt == in_use  # defaults saved to flash
+        area = dev.flash.read(0xFF000, 0x1000)
+        assert area[:11] == bytes.fromhex("a55a5aa5 0300 ec00 feffff")  # header, bitmap
+        if source == "chipid":
+            assert in_use == own  # the same chip gives the same MAC
+        else:
+            assert in_use != own  # FLASH with nothing to read: a random MAC
     finally:
         ser.close()
         dev.close()
+    assert dev.crash is None
 
 
 def test_boot_pins_hold_a_good_unit_in_the_rom():
@@ -646,7 +692,7 @@ def test_boot_pins_hold_a_good_unit_in_the_rom():
         dev.boot_pins = False  # unstrap, then REBOOT
         ser.write(frame(18))
         expect_ack(ser)
-        read_until(ser, b"XF16 login: ")
+        boot_log(ser)
     finally:
         ser.close()
         dev.close()

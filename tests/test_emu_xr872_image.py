@@ -7,6 +7,7 @@ import struct
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emulators.xr872 import sysinfo as S
 from emulators.xr872.board import factory_flash_image
 from emulators.xr872.image import (
     check_boot_section,
@@ -14,7 +15,6 @@ from emulators.xr872.image import (
     checksum16,
     factory_image,
 )
-from emulators.xr872.sysinfo import SysInfo, efuse_mac, parse
 
 
 def naive_cs16(data: bytes) -> int:
@@ -41,7 +41,8 @@ def test_factory_image_layout_and_sums():
     res = check_image(reader(img))
     assert res.ok, res.reason
     offsets = [off for off, _ in res.sections]
-    assert offsets == [0x0, 0x8000, 0x13000, 0xF5000, 0xF6000, 0xFE800]
+    # skylark SDK project/image_cfg/image.cfg: 0K, 32K, 75K, 980K, 985K, 1017K
+    assert offsets == [0x0, 0x8000, 75 << 10, 980 << 10, 985 << 10, 1017 << 10]
     assert [h.name for _, h in res.sections] == [
         "boot",
         "app",
@@ -96,23 +97,51 @@ def test_random_headers_do_not_pass(raw, nxt):
 
 
 @settings(max_examples=40)
-@given(st.integers(0, 1 << 30), st.text(alphabet="ABCDEFXYZ-0123456789", max_size=31))
-def test_sysinfo_roundtrip(seed, name):
-    mac = efuse_mac(seed)
-    assert mac[:3] == b"\xaa\xbb\xcc"
-    rec = SysInfo(mac, name)
-    raw = rec.pack()
-    assert len(raw) == 64 and raw[:4] == b"SYSI"
-    assert naive_cs16(raw) == 0xFFFF
-    assert parse(raw) == rec
-    damaged = bytearray(raw)
-    damaged[0x08] ^= 0x01
-    assert parse(bytes(damaged)) is None
+@given(st.integers(0, 1 << 30), st.integers(1, 20))
+def test_fdcm_slots(seed, writes):
+    """fdcm.c: each write takes the next slot and clears the next bitmap bit; a full
+    area (17 slots of 236 bytes in 4 KiB) is erased and rewritten from slot 0."""
+    area = bytearray(b"\xff" * 0x1000)
+    last = b""
+    for k in range(writes):
+        last = bytes([k]) * S.SYSINFO_SIZE
+        op = S.fdcm_write(bytes(area), last)
+        if op.erase:
+            area[:] = b"\xff" * 0x1000
+        for off, data in op.programs:
+            for i, b in enumerate(data):
+                area[off + i] &= b  # NOR programming only clears bits
+        assert S.fdcm_read(bytes(area)) == last
+    assert int.from_bytes(area[:4], "little") == 0xA55A5AA5
+    assert S.bitmap_size(0x1000, S.SYSINFO_SIZE) == 3
+    used = (writes - 1) % 17 + 1
+    bits = int.from_bytes(area[8:11], "little")
+    assert bits == (~((1 << used) - 1)) & 0xFFFFFF
+    assert S.fdcm_read(bytes(area), S.SYSINFO_SIZE + 1) is None  # another record size
+
+
+def test_efuse_fields_and_the_chipid_mac():
+    fuse = S.unit_efuse(7)
+    assert len(fuse) == 128
+    chipid = S.efuse_chipid(fuse)
+    bits = int.from_bytes(fuse, "little")
+    assert chipid == ((bits >> 114) & ((1 << 128) - 1)).to_bytes(16, "little")
+    mac = S.efuse_mac(fuse)
+    assert mac is not None and mac[:3] == b"\x02\x80\x72"
+    assert (bits >> 615) & 0x3F == 1  # flag: slot 1
+    assert S.efuse_mac(S.unit_efuse(7, with_mac=False)) is None
+    cm = S.chipid_mac(chipid)
+    assert cm[0] & 3 == 0
+    assert cm[2] == chipid[2] ^ chipid[8] ^ chipid[12]
+    assert cm[1] == chipid[1] ^ chipid[7] ^ chipid[13]
 
 
 def test_factory_sysinfo():
-    info = SysInfo.for_seed(7)
-    assert info.ap_name == f"XF16-{info.mac[4]:02X}{info.mac[5]:02X}"
     sector = factory_flash_image(7)[0xFF000:]
-    assert parse(sector) == info
-    assert sector[64:] == b"\xff" * (0x1000 - 64)
+    raw = S.fdcm_read(sector)
+    assert raw is not None and len(raw) == 236
+    info = S.SysInfo(bytearray(raw))
+    assert info.mac == S.chipid_mac(S.efuse_chipid(S.unit_efuse(7)))
+    assert raw[4] & 1 and info.wlan_mode == S.WLAN_MODE_STA
+    assert raw[224:236] == bytes([192, 168, 51, 1, 255, 255, 255, 0, 192, 168, 51, 1])
+    assert sector[11 + 236 :] == b"\xff" * (0x1000 - 11 - 236)

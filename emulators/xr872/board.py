@@ -15,7 +15,20 @@ field report that a bad image leaves the ROM silently waiting for PhoenixMC):
    unit again ends up in the ROM's UART mode, silently.
 4. A valid image runs the firmware (:mod:`emulators.xr872.firmware`).
 
-The UART is back at 115200 after every reset. SRAM is lost at power-off (a
+The UART is back at 115200 after every reset. Each unit has its own 128 eFuse
+bytes (chip id, eFuse MAC: :func:`emulators.xr872.sysinfo.unit_efuse`), which
+the ROM serves through its eFuse registers and the firmware uses for the MAC.
+
+Profile options (keywords, scenario ``options:``, ``camrescue emulate`` flags):
+
+* ``mac_source``: ``chipid`` (the SDK default ``PRJCONF_MAC_ADDR_SOURCE``: the
+  MAC comes from the chip at every boot), ``flash`` (the MAC of the sysinfo
+  record in flash, so a clone carries the donor's), ``efuse`` or ``code``.
+  Which one the stock XF16 firmware uses is not known (REFERENCE.md).
+* ``adapter_max_baud``: simulates the host's USB-TTL adapter. A host rate
+  above it is not what goes on the wire: the adapter runs at its own top rate
+  instead (assumption: what a given adapter does with a rate it cannot make
+  varies), so both ends see garbage. 0 (default): the adapter does any rate. SRAM is lost at power-off (a
 warm reset keeps it, but nothing relies on that). :attr:`mode` tells the
 harness where the unit is: ``"off"``, ``"rom"`` or ``"firmware"``.
 """
@@ -34,29 +47,44 @@ from emulators.xr872.brom import BootRom
 from emulators.xr872.firmware import Firmware
 from emulators.xr872.image import BootCheck, check_image, factory_image, find_text
 
+MAC_SOURCE_NAMES = tuple(S.MAC_SOURCES)
+
 BOOT_COLD = 0
 BOOT_UPGRADE = 2  # PRCM_CPUA_BOOT_FROM_SYS_UPDATE
 
 
-def factory_flash_image(seed: int) -> bytes:
-    """The 1 MiB a new unit leaves the factory with: firmware plus its own sysinfo."""
+def factory_flash_image(seed: int, mac_source: str = "chipid") -> bytes:
+    """The 1 MiB of a unit whose firmware has booted once: the image plus the sysinfo
+    its first boot saved (defaults, the MAC per ``mac_source``)."""
     img = bytearray(factory_image("xr872"))
-    sector = S.SysInfo.for_seed(seed).sector()
-    img[P.SYSINFO_OFFSET : P.SYSINFO_OFFSET + len(sector)] = sector
+    area = S.factory_sysinfo_area(seed, S.MAC_SOURCES[mac_source])
+    img[P.SYSINFO_OFFSET : P.SYSINFO_OFFSET + len(area)] = area
     return bytes(img)
 
 
 class XR872Device(Device):
-    """An XF16 camera (XR872). Extra keyword: ``boot_pins`` (strap the ROM into UART
-    mode); ``rom_fast_timeout`` (the ROM's inter-byte timeout in fast mode)."""
+    """An XF16 camera (XR872). Extra keywords: ``boot_pins`` (strap the ROM into UART
+    mode); ``rom_fast_timeout`` (the ROM's inter-byte timeout in fast mode);
+    ``mac_source`` and ``adapter_max_baud`` (see the module docstring)."""
 
     board = "xr872"
     baud = P.ROM_BAUD
 
     def __init__(
-        self, *, boot_pins: bool = False, rom_fast_timeout: float = 0.5, **kw: Any
+        self,
+        *,
+        boot_pins: bool = False,
+        rom_fast_timeout: float = 0.5,
+        mac_source: str = "chipid",
+        adapter_max_baud: int = 0,
+        **kw: Any,
     ) -> None:
+        if mac_source not in S.MAC_SOURCES:
+            raise ValueError(f"mac_source must be one of {', '.join(MAC_SOURCE_NAMES)}")
         self.boot_pins = boot_pins
+        self.mac_source = mac_source
+        self.adapter_max_baud = int(adapter_max_baud or 0)
+        self.firmware: Firmware | None = None
         self.rom_fast_timeout = rom_fast_timeout
         self.boot_flag = BOOT_COLD
         self.mode = "off"
@@ -64,7 +92,20 @@ class XR872Device(Device):
         self._cold = True
         self.rom: BootRom | None = None
         super().__init__(**kw)
+        self.efuse = S.unit_efuse(self.seed)
         self.ram = SparseRam(P.SRAM_BASE, P.SRAM_SIZE, seed=self.seed)
+        if self.adapter_max_baud:
+            self._limit_adapter(self.adapter_max_baud)
+
+    def _limit_adapter(self, top: int) -> None:
+        """The host's adapter cannot go above ``top``: the wire runs at ``top`` instead."""
+        real = self.uart.host_baud
+
+        def wire_baud() -> int:
+            baud = real()
+            return top if baud > top else baud
+
+        self.uart.host_baud = wire_baud  # type: ignore[method-assign]
 
     # -- Device hooks -----------------------------------------------------------
     @classmethod
@@ -72,7 +113,7 @@ class XR872Device(Device):
         return P.flash_geometry()
 
     def factory_flash(self, flash: NorFlash) -> None:
-        flash.load(0, factory_flash_image(self.seed))
+        flash.load(0, factory_flash_image(self.seed, self.mac_source))
 
     def power_on(self) -> None:
         with self._state_lock:
@@ -107,14 +148,18 @@ class XR872Device(Device):
             self.boot_flag = BOOT_UPGRADE  # the bootloader's bl_upgrade()
             raise DeviceReset()
         self.mode = "firmware"
-        Firmware(
+        self.firmware = Firmware(
             self.uart,
             self.clock,
             self.flash,
             self.seed,
             find_text(self.flash.read, check.sections),
             self._set_upgrade,
-        ).run()
+            efuse=self.efuse,
+            mac_source=S.MAC_SOURCES[self.mac_source],
+            boot_count=self.boots,
+        )
+        self.firmware.run()
 
     # -- helpers -------------------------------------------------------------------
     def _rom(self) -> None:
@@ -126,17 +171,22 @@ class XR872Device(Device):
             self.ram,
             self.transcript,
             fast_timeout=self.rom_fast_timeout,
+            efuse=self.efuse,
         )
         self.rom.serve()
 
     def _set_upgrade(self) -> None:
         self.boot_flag = BOOT_UPGRADE
 
-    def identity(self) -> tuple[str, str, bool]:
-        """(MAC, AP name, record valid) as the firmware would read them from flash now."""
-        rec = S.parse(self.flash.read(P.SYSINFO_OFFSET, S.RECORD_SIZE))
-        info = rec if rec is not None else S.SysInfo.for_seed(self.seed)
-        return S.format_mac(info.mac), info.ap_name, rec is not None
+    def mac_in_use(self) -> str | None:
+        """The MAC the running firmware uses (``in use:`` in its boot log), if it runs."""
+        fw = self.firmware
+        return S.format_mac(fw.info.mac) if fw is not None and self.mode == "firmware" else None
+
+    def sysinfo_mac(self) -> str | None:
+        """The MAC in the sysinfo record in flash now, or None when FDCM finds none."""
+        raw = S.fdcm_read(self.flash.read(P.SYSINFO_OFFSET, P.SYSINFO_SIZE))
+        return None if raw is None else S.format_mac(raw[S.OFF_MAC : S.OFF_MAC + 6])
 
 
 def add_emulate_options(parser: argparse.ArgumentParser) -> None:
@@ -146,8 +196,25 @@ def add_emulate_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="strap the boot pins: the ROM stays in its UART download mode (recovery mode)",
     )
+    parser.add_argument(
+        "--mac-source",
+        choices=MAC_SOURCE_NAMES,
+        default="chipid",
+        help="where the firmware takes its MAC: chipid (the SDK default, from the chip at "
+        "every boot), flash (from sysinfo), efuse, code",
+    )
+    parser.add_argument(
+        "--adapter-max-baud",
+        type=int,
+        default=0,
+        help="simulate a USB-TTL adapter that cannot go above this rate (0: any rate)",
+    )
 
 
 def emulate_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor keywords from the parsed ``add_emulate_options`` flags."""
-    return {"boot_pins": bool(getattr(args, "boot_pins", False))}
+    return {
+        "boot_pins": bool(getattr(args, "boot_pins", False)),
+        "mac_source": getattr(args, "mac_source", "chipid"),
+        "adapter_max_baud": int(getattr(args, "adapter_max_baud", 0) or 0),
+    }

@@ -1,47 +1,59 @@
 """The XR872 mask ROM's UART download mode: the "BROM" protocol PhoenixMC speaks.
 
-Sources: REFERENCE.md (XR872 section); the XRadio SDK headers (command ids,
-``cmd_header_t`` and payload structs, error codes); XRadio's own host code in
-its Bluetooth HAL (``cmd.c``: checksum computed on the host-order struct, then
-fields byte-swapped for the wire; sync = 0x55 answered ``OK``); and the
-published reverse engineering of PhoenixMC (512-byte flash sectors, read data
-following the response header, two-phase writes, erase modes 1 = 4 KiB and
-3 = 64 KiB, SETUART value ``baud | 0x03000000``, a captured GET_FLASH_ID
-frame ``42 52 4F 4D 04 00 60 51 00 00 00 01 18`` whose checksum 0x6051 is
-the complement of checksum16 over the little-endian pre-image).
-
-The exact wire contract is in docs/xr872-emulator.md. In short:
+Sources: REFERENCE.md (XR872 section) and the host code that speaks it,
+openshwprojects/BK7231GUIFlashTool ``BK7231Flasher/Flashers/XRBaseFlasher.cs``
+and ``XRRomFlasherBase.cs`` (frames, checksums, command ids, erase modes,
+value byte order, eFuse registers, sync):
 
 * Unsynced after reset and after SETUART: every byte but 0x55 is ignored;
-  0x55 is answered ``OK``. Synced: a frame is found by its ``BROM`` magic,
-  other bytes are skipped (0x55 between frames is answered ``OK`` again).
-* Header: magic, flags, version byte, checksum u16, payload_len u32; every
-  multi-byte field of header and payload is big-endian on the wire.
-* Checksum (checked only when the request has CHECK): checksum16 over the
-  *pre-image* - the same header and payload with every multi-byte field in
-  little-endian order, the checksum field included - must be 0xFFFF. Data
-  bytes (memory contents, flash data) are not swapped. Responses always carry
-  a valid checksum computed the same way (over header and payload/data) and
-  copy the request's CHECK flag.
-* Errors: flags ERROR, payload_len 1, one error byte. ACK responses carry
-  their data (MEMRW reads, SEQRD, FLASH_GETINFO, FLASH_READ) as the payload.
-* SEQWR and FLASH_WRITE are two-phase: command -> ACK, then exactly the data
-  bytes -> a second response (ACK, or ERROR CHECKSUM/TIMEOUT).
-* Parse order: magic; header (TIMEOUT if the line stops); payload_len 0 ->
-  INVALID, > 64 -> NOMEM (answered at once, the payload is not read); payload
-  (TIMEOUT); unknown id -> UNKNOWNCMD; wrong length for the id -> INVALID;
-  CHECK with a bad checksum -> CHECKSUM; then the command's own checks.
+  0x55 is answered ``OK`` (the only answer the tools accept). Synced: a frame
+  is found by its ``BROM`` magic, other bytes are skipped (0x55 between frames
+  is answered ``OK`` again: assumption).
+* Header: magic, flags, a byte (the tools send 0 for most commands and 1 for
+  READ4/WRITE4/SEQRD; the ROM answers with its BROM version, 2), checksum u16,
+  payload_len u32; header fields, addresses, lengths and counts are big-endian
+  on the wire.
+* Checksum (checked when the request has CHECK; the tools always set it):
+  the complement of checksum16 over the *pre-image*, the same header and
+  payload with every field little-endian and the checksum field zero
+  (``BuildBromPacket``; GET_FLASH_ID is ``42 52 4F 4D 04 00 60 51 00 00 00
+  01 18``). Responses carry a checksum computed the same way (the tools do
+  not check it) and copy the request's CHECK flag.
+* MEMRW values are little-endian on the wire and in the pre-image
+  (``BuildWrite32Packet``: ``WriteLe32(wire, 4, value)``; ``ReadXrMemory32``:
+  ``ReadLe32(resp.Payload)``).
+* Command ids (group << 3 | key): READ4 0x04, WRITE4 0x05, SEQRD 0x08,
+  SETUART 0x10 (``baud | 0x03000000``), REBOOT 0x12, chip type 0x17 (one
+  byte back), GETINFO 0x18 (3 JEDEC bytes), ERASE 0x19, READ 0x1A, WRITE 0x1B.
+* ERASE: mode 0 = whole chip with no address (``BuildChipErasePacket``:
+  payload id + mode only), 1 = 4 KiB and 3 = 64 KiB followed by the address.
+* READ/WRITE count 512-byte units; WRITE carries dcs u16 and is two-phase:
+  command -> ACK, then exactly the data bytes -> a second response (ACK, or
+  ERROR CHECKSUM/TIMEOUT). The tools move 4 KiB per read, 16 KiB per write.
+* Errors: flags ERROR, payload_len 1, one error byte (UNKNOWNCMD 1, TIMEOUT 2,
+  CHECKSUM 3, INVALID 4, NOMEM 5).
+* The eFuse controller (``XRRomFlasherBase.cs`` ``ReadXrEfuseWord``, SDK
+  ``hal_efuse.c``): CTRL 0x40043C40, READ_VALUE 0x40043C60, TIMING
+  0x40043C90. Writing CTRL with the clock gate (bit 28), the byte index
+  (bits 16..23), the unlock value 0xAC (bits 8..15) and READ_START (bit 1)
+  latches that 32-bit word into READ_VALUE; READ_START and HW_BUSY (bit 2)
+  then read 0.
 
-Assumptions where no source speaks: inter-byte timeout 1 s (the ROM's), a
-64-byte command buffer, a 16 KiB flash transfer buffer (PhoenixMC's largest
-transfer: 32 sectors) -> NOMEM above it, memory commands restricted to SRAM
-(read/write) and ROM (read only) -> INVALID elsewhere, naturally aligned
-MEMRW accesses (8-byte ones word aligned). SETPC jumps into code the
-emulator cannot run: the CPU goes silent until reset. A SETUART whose top
-byte is not an 8-bit, no-parity format leaves the UART in a format the link
-cannot carry: the ROM hears nothing until reset. RETRY and EXE are accepted
-and ignored. Erase of a protected area is ignored by the chip (the ROM still
-answers ACK). The ROM never erases before a write.
+Assumptions where no source speaks (each refuses rather than guesses):
+ROM inter-byte timeout 1 s; a 64-byte command buffer (NOMEM above); a 16 KiB
+flash transfer buffer (NOMEM above); memory commands reach SRAM, the ROM
+(read only) and the three eFuse registers (4-byte accesses only), INVALID
+elsewhere; ERASE modes 2 (no source shows a 32 KiB code) and 4, and mode 0
+with an address, are INVALID; SETUART to a rate other than the six the tools
+use (9600, 115200, 921600, 1000000, 1500000, 3000000) is INVALID, because what
+the ROM's UART divider does with other rates is unknown; the chip type byte's
+value (:data:`CHIP_TYPE`); an eFuse read start without the clock gate or the
+unlock value does nothing (READ_START stays set); PROG_START burns nothing.
+SETPC jumps into code the emulator cannot run: the CPU goes silent until
+reset. A SETUART whose top byte is not 8 data bits without parity leaves the
+UART in a format the link cannot carry. RETRY and EXE are accepted and
+ignored. Erase of a protected area is ignored by the chip (ACK). The ROM never
+erases before a write.
 """
 
 from __future__ import annotations
@@ -92,18 +104,22 @@ CMD_READ1, CMD_WRITE1, CMD_READ2, CMD_WRITE2 = 0, 1, 2, 3
 CMD_READ4, CMD_WRITE4, CMD_READ8, CMD_WRITE8 = 4, 5, 6, 7
 CMD_SEQRD, CMD_SEQWR = 8, 9
 CMD_SETUART, CMD_SETJTAG, CMD_REBOOT, CMD_SETPC, CMD_SETCKCS = 16, 17, 18, 19, 20
+CMD_CHIPTYPE = 23
 CMD_FLASH_GETINFO, CMD_FLASH_ERASE, CMD_FLASH_READ, CMD_FLASH_WRITE = 24, 25, 26, 27
 
-# payload layout after the id byte: widths of the fields, each big-endian on the wire
+CHIP_TYPE = 0x02  # the byte command 0x17 answers (assumption: no source gives the value)
+
+# payload layout after the id byte: widths of the fields, big-endian on the wire; a
+# negative width is a MEMRW value, little-endian on the wire (not swapped)
 LAYOUTS: dict[int, tuple[int, ...]] = {
     CMD_READ1: (4,),
-    CMD_WRITE1: (4, 1),
+    CMD_WRITE1: (4, -1),
     CMD_READ2: (4,),
-    CMD_WRITE2: (4, 2),
+    CMD_WRITE2: (4, -2),
     CMD_READ4: (4,),
-    CMD_WRITE4: (4, 4),
+    CMD_WRITE4: (4, -4),
     CMD_READ8: (4,),
-    CMD_WRITE8: (4, 8),
+    CMD_WRITE8: (4, -8),
     CMD_SEQRD: (4, 4),
     CMD_SEQWR: (4, 4, 2),
     CMD_SETUART: (4,),
@@ -111,20 +127,27 @@ LAYOUTS: dict[int, tuple[int, ...]] = {
     CMD_REBOOT: (),
     CMD_SETPC: (4,),
     CMD_SETCKCS: (1,),
+    CMD_CHIPTYPE: (),
     CMD_FLASH_GETINFO: (),
-    CMD_FLASH_ERASE: (1, 4),
+    CMD_FLASH_ERASE: (1, 4),  # (1,) for mode 0, the chip erase
     CMD_FLASH_READ: (4, 4),
     CMD_FLASH_WRITE: (4, 4, 2),
 }
 
-# FLASH_ERASE erase_cmd codes: (bytes erased, datasheet time)
-ERASE_4K, ERASE_32K, ERASE_64K, ERASE_CHIP = 1, 2, 3, 4
+# FLASH_ERASE modes (XRRomFlasherBase.cs): (bytes erased, datasheet time)
+ERASE_CHIP, ERASE_4K, ERASE_64K = 0, 1, 3
 ERASE_MODES: dict[int, tuple[int, float]] = {
     ERASE_4K: (0x1000, P.ERASE_4K_TIME),
-    ERASE_32K: (0x8000, P.ERASE_32K_TIME),
     ERASE_64K: (0x10000, P.ERASE_64K_TIME),
     ERASE_CHIP: (P.FLASH_SIZE, P.ERASE_CHIP_TIME),
 }
+
+# eFuse controller CTRL bits (XRRomFlasherBase.cs)
+EFUSE_CLK_GATE = 0x10000000
+EFUSE_UNLOCK = 0xAC
+EFUSE_HW_BUSY = 0x4
+EFUSE_READ_START = 0x2
+EFUSE_PROG_START = 0x1
 
 FLASH_SECTOR_UNIT = 512  # FLASH_READ/FLASH_WRITE "sector" units
 MAX_CMD_PAYLOAD = 64
@@ -169,9 +192,18 @@ def payload_preimage(payload: bytes, layout: tuple[int, ...]) -> bytes:
     out = bytearray(payload[:1])
     pos = 1
     for width in layout:
-        out += payload[pos : pos + width][::-1]
-        pos += width
+        field = payload[pos : pos + abs(width)]
+        out += field if width < 0 else field[::-1]
+        pos += abs(width)
     return bytes(out)
+
+
+def layout_for(payload: bytes) -> tuple[int, ...] | None:
+    """The field widths of a request payload (ERASE mode 0 has no address)."""
+    layout = LAYOUTS.get(payload[0])
+    if payload[0] == CMD_FLASH_ERASE and len(payload) == 2 and payload[1] == ERASE_CHIP:
+        return (1,)
+    return layout
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,8 +223,13 @@ class BootRom:
         ram: SparseRam,
         transcript: Transcript,
         fast_timeout: float = 0.5,
+        efuse: bytes = bytes(128),
     ) -> None:
         self.uart = uart
+        self.efuse = efuse
+        self.efuse_ctrl = 0
+        self.efuse_value = 0
+        self.efuse_timing = 0
         self.con = Console(uart)
         self.clock = clock
         self.flash = flash
@@ -286,11 +323,11 @@ class BootRom:
 
     def _dispatch(self, req: Request) -> None:
         self.commands += 1
-        layout = LAYOUTS.get(req.cmd)
+        layout = layout_for(req.payload)
         if layout is None:
             self._error(req.check, ERR_UNKNOWNCMD, f"cmd {req.cmd}")
             return
-        if len(req.payload) != 1 + sum(layout):
+        if len(req.payload) != 1 + sum(abs(w) for w in layout):
             self._error(req.check, ERR_INVALID, f"cmd {req.cmd} payload {len(req.payload)}")
             return
         if req.check:
@@ -301,8 +338,8 @@ class BootRom:
         fields = []
         pos = 1
         for width in layout:
-            fields.append(req.payload[pos : pos + width])
-            pos += width
+            fields.append(req.payload[pos : pos + abs(width)])
+            pos += abs(width)
         try:
             self._execute(req, fields)
         except RomError as e:
@@ -338,10 +375,12 @@ class BootRom:
             raise DeviceReset()
         elif cmd == CMD_SETPC:
             self._set_pc(req, u[0])
+        elif cmd == CMD_CHIPTYPE:
+            self._respond(req.check, bytes([CHIP_TYPE]))
         elif cmd == CMD_FLASH_GETINFO:
             self._respond(req.check, P.JEDEC_ID)
         elif cmd == CMD_FLASH_ERASE:
-            self._flash_erase(req, u[0], u[1])
+            self._flash_erase(req, u[0], u[1] if len(u) > 1 else None)
         elif cmd == CMD_FLASH_READ:
             self._flash_read(req, u[0], u[1])
         elif cmd == CMD_FLASH_WRITE:
@@ -376,15 +415,52 @@ class BootRom:
     def _mem_read_n(self, req: Request, addr: int, width: int) -> None:
         if addr % min(width, 4):
             raise RomError(ERR_INVALID)
-        mem = self._mem_read(addr, width)
-        # the value goes big-endian on the wire; the pre-image holds it little-endian
-        self._respond(req.check, mem[::-1], pre=mem)
+        if addr in (P.EFUSE_CTRL, P.EFUSE_READ_VALUE, P.EFUSE_TIMING):
+            if width != 4:
+                raise RomError(ERR_INVALID)
+            mem = self._efuse_reg(addr).to_bytes(4, "little")
+        else:
+            mem = self._mem_read(addr, width)
+        # the value is little-endian on the wire and in the pre-image
+        self._respond(req.check, mem)
 
-    def _mem_write_n(self, req: Request, addr: int, width: int, value_be: bytes) -> None:
+    def _mem_write_n(self, req: Request, addr: int, width: int, value_le: bytes) -> None:
         if addr % min(width, 4):
             raise RomError(ERR_INVALID)
-        self._mem_write(addr, value_be[::-1])
+        if addr in (P.EFUSE_CTRL, P.EFUSE_READ_VALUE, P.EFUSE_TIMING):
+            if width != 4:
+                raise RomError(ERR_INVALID)
+            self._efuse_write(addr, int.from_bytes(value_le, "little"))
+        else:
+            self._mem_write(addr, value_le)
         self._respond(req.check)
+
+    # eFuse controller ---------------------------------------------------------
+    def _efuse_reg(self, addr: int) -> int:
+        if addr == P.EFUSE_CTRL:
+            return self.efuse_ctrl
+        if addr == P.EFUSE_READ_VALUE:
+            return self.efuse_value
+        return self.efuse_timing
+
+    def _efuse_write(self, addr: int, value: int) -> None:
+        if addr == P.EFUSE_TIMING:
+            self.efuse_timing = value
+            return
+        if addr == P.EFUSE_READ_VALUE:
+            return  # read-only (assumption)
+        self.efuse_ctrl = value
+        unlocked = (value >> 8) & 0xFF == EFUSE_UNLOCK and value & EFUSE_CLK_GATE
+        if value & EFUSE_READ_START and unlocked:
+            word = ((value >> 16) & 0xFF) >> 2
+            if word < len(self.efuse) // 4:
+                self.efuse_value = int.from_bytes(self.efuse[word * 4 : word * 4 + 4], "little")
+            else:
+                self.efuse_value = 0
+            self.efuse_ctrl &= ~(EFUSE_READ_START | EFUSE_HW_BUSY)
+            self.transcript.note(f"brom: efuse word {word} read")
+        if value & EFUSE_PROG_START and unlocked:
+            self.efuse_ctrl &= ~EFUSE_PROG_START  # nothing is burnt (assumption)
 
     def _data_phase(self, req: Request, length: int, dcs: int) -> bytes | None:
         """Receive the raw data of a two-phase write; answer errors; None if failed."""
@@ -412,7 +488,8 @@ class BootRom:
     def _set_uart(self, req: Request, lcr: int) -> None:
         baud = lcr & 0xFFFFFF
         fmt = lcr >> 24
-        if not P.MIN_BAUD <= baud <= P.MAX_BAUD:
+        if baud not in P.TOOL_BAUDS:
+            # no source says what the ROM's divider does with other rates: refused
             raise RomError(ERR_INVALID)
         self._respond(req.check)
         self.uart.set_baud(baud)
@@ -442,11 +519,11 @@ class BootRom:
         finally:
             self.flash.realtime = saved
 
-    def _flash_erase(self, req: Request, mode: int, addr: int) -> None:
-        if mode not in ERASE_MODES:
+    def _flash_erase(self, req: Request, mode: int, addr: int | None) -> None:
+        if mode not in ERASE_MODES or (mode == ERASE_CHIP) != (addr is None):
             raise RomError(ERR_INVALID)
         size, seconds = ERASE_MODES[mode]
-        if mode == ERASE_CHIP:
+        if addr is None:
             addr = 0
         if addr % size or addr + size > self.flash.size:
             raise RomError(ERR_INVALID)

@@ -1,36 +1,44 @@
-"""The XF16 camera application: boot log and the trimmed, password-protected console.
+"""The XF16 camera application as the Skylark SDK frames it: sysinfo, boot log, console.
 
-What is modelled (seed 002: "I have access to the UART, I also got the password
-but half of the commands ... are deleted"; divadiow: "if the original firmware
-has the console stuff enabled then you should just be able to dump with
-PhoenixMC", i.e. the console's ``upgrade`` reboots into the ROM):
+Sources (XradioTech/xradio-skylark-sdk unless said otherwise):
 
-* The boot log follows the XRadio SDK's ``platform_init``/``platform_show_info``
-  formats (``XRadio IoT WLAN SDK %s``, ``heap space [%p, %p), size %u``,
-  ``cpu  clock %u Hz``, ``HF   clock %u Hz``); the camera lines after it are
-  this model's (no capture of the XF16 log is public).
-* A login: ``XF16 login: `` then ``Password: `` (not echoed); wrong
-  credentials print ``Login incorrect``. User and password are in
-  :mod:`emulators.xr872.profile` (``admin`` / ``xf16cam``).
-* After login the prompt is ``$ ``. Commands answer in the XRadio SDK console
-  style: output, then ``<ACK> 200 OK``; an unknown command prints
-  ``[cmd ERR] unknown cmd '<name>'`` and ``<ACK> 400 Unknown command``; bad
-  arguments ``<ACK> 401 Invalid argument``. The trimmed set: ``help``,
-  ``mac``, ``ifconfig``, ``sysinfo``, ``version``, ``reboot``, ``upgrade``,
-  ``logout``.
-* ``upgrade`` answers ``<ACK> 200 OK`` and reboots with the PRCM boot flag set
-  to "system update" (the SDK's ``cmd_upgrade_exec``): the ROM then sits
-  silently in its UART download mode. ``reboot`` reboots normally.
-* The MAC and AP name come from the sysinfo record (see
-  :mod:`emulators.xr872.sysinfo`); a corrupt record makes the firmware print
-  ``[sysinfo] invalid sysinfo, use default`` and use the efuse MAC.
+* ``project/common/framework/platform_init.c``: ``platform_init`` runs
+  ``sysinfo_init`` and starts the console (level 1), then
+  ``platform_show_info`` prints the block this model prints: the
+  ``platform information`` rule, ``XRADIO Skylark SDK <ver> <date> <time>``,
+  ``sram heap space [..), total size N Bytes``, ``cpu  clock %9u Hz``,
+  ``HF   clock %9u Hz``, ``sdk option:`` with ``XIP`` and the LF oscillator,
+  then ``mac address:`` with ``    efuse         : <efpg_read(MAC)>`` (zeros
+  when the eFuse holds none) and ``    in use        : <sysinfo MAC>``.
+* ``sysinfo.c``/``sysinfo.h``/``fdcm.c``: see :mod:`emulators.xr872.sysinfo`.
+  At boot the record is loaded; a missing or corrupt one is rebuilt from
+  defaults and saved to flash; the MAC follows ``PRJCONF_MAC_ADDR_SOURCE``
+  (this model's ``mac_source``: SDK default CHIPID, or FLASH, EFUSE, CODE).
+* ``src/console/console.c`` (echo on, empty commands on): printable bytes are
+  echoed and stored; ``\\r`` or ``\\n`` ends a line (echo ``\\r\\n``; a ``\\n``
+  right after ``\\r`` is dropped); backspace/DEL erase with ``\\b \\b``; any
+  other byte (NUL, Ctrl-C, ...) silently empties the line. No login, no prompt
+  at boot: ``cmd_main_exec`` (``cmd_util.c``) writes ``$ `` after each line.
+* ``cmd_util.c``: a command answers ``<ACK> <code> <text>``; an unknown one
+  prints ``[cmd ERR] cmd_exec():51, unknown cmd '<name>'``, ``<ACK> 400 Unknown
+  command`` and ``Use 'help' to list available subcommands``.
+* ``cmd_upgrade.c``: ``upgrade`` answers ``<ACK> 200 OK`` and reboots through
+  the watchdog with the boot flag PRCM_CPUA_BOOT_FROM_SYS_UPDATE (the ROM then
+  sits silently in its UART download mode); ``reboot`` does the same with the
+  cold-reset flag.
+
+Assumptions: the stock command set is not known (the seed: "half of the
+commands ... are deleted"); the model has ``help`` (SDK ``[*] name`` list),
+``upgrade`` and ``reboot`` only. The heap line's numbers, the build date, the
+HF clock and the LF oscillator line are this model's. The stock app's own
+lines (camera, cloud) are not modelled.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 
-from emulators.console import Console, Interrupted
 from emulators.device import DeviceReset
 from emulators.flash import NorFlash
 from emulators.serial import VirtualUart
@@ -39,30 +47,13 @@ from emulators.xr872 import profile as P
 from emulators.xr872 import sysinfo as S
 
 PROMPT = "$ "
-LOGIN_PROMPT = "XF16 login: "
-PASSWORD_PROMPT = "Password: "
-
-HELP = """\
-help     - show this list
-mac      - show the WLAN MAC address
-ifconfig - show the network interface
-sysinfo  - show the system information (MAC address, AP name)
-version  - show the firmware version
-reboot   - reboot the camera
-upgrade  - reboot into the boot ROM's UART upgrade mode
-logout   - end the session
-"""
-
-
-class _HiddenConsole(Console):
-    """Password entry: the same line discipline without echo."""
-
-    echo = False
+RULE = "=" * 68
+COMMANDS = ("help", "upgrade", "reboot")
 
 
 class Firmware:
-    """The application, from the boot log to the console. Never returns:
-    reboots raise :class:`DeviceReset` (after calling ``set_upgrade`` for ``upgrade``)."""
+    """The application, from sysinfo_init to the console. Never returns: reboots raise
+    :class:`DeviceReset` (after calling ``set_upgrade`` for ``upgrade``)."""
 
     def __init__(
         self,
@@ -72,116 +63,134 @@ class Firmware:
         seed: int,
         version: str,
         set_upgrade: Callable[[], None],
+        *,
+        efuse: bytes,
+        mac_source: int = S.MAC_CHIPID,
+        boot_count: int = 0,
     ) -> None:
         self.uart = uart
-        self.con = Console(uart)
-        self.hidden = _HiddenConsole(uart)
         self.clock = clock
         self.flash = flash
         self.seed = seed
         self.version = version
         self.set_upgrade = set_upgrade
-        self.info = S.SysInfo.for_seed(seed)
-        self.sysinfo_valid = False
+        self.efuse = efuse
+        self.mac_source = mac_source
+        self.rng = random.Random(f"xr872-{seed}-{boot_count}")
+        self.info = S.SysInfo()
+        self.rebuilt = False
 
-    # -- boot -------------------------------------------------------------------
-    def load_sysinfo(self) -> None:
-        rec = S.parse(self.flash.read(P.SYSINFO_OFFSET, S.RECORD_SIZE))
-        self.sysinfo_valid = rec is not None
-        self.info = rec if rec is not None else S.SysInfo.for_seed(self.seed)
+    # -- sysinfo_init ----------------------------------------------------------------
+    def _mac(self, stored: S.SysInfo | None) -> bytes:
+        """``sysinfo_init_mac_addr``; ``stored`` is what FDCM reads for the FLASH source."""
+        src = self.mac_source
+        if src == S.MAC_CODE:
+            return S.CODE_MAC
+        if src == S.MAC_EFUSE:
+            return S.efuse_mac(self.efuse) or S.random_mac(self.rng)
+        if src == S.MAC_CHIPID:
+            mac = S.chipid_mac(S.efuse_chipid(self.efuse))
+            return mac if any(mac) else S.random_mac(self.rng)
+        if stored is not None:
+            return stored.mac
+        return S.random_mac(self.rng)
 
+    def _read_record(self) -> S.SysInfo | None:
+        area = self.flash.read(P.SYSINFO_OFFSET, P.SYSINFO_SIZE)
+        raw = S.fdcm_read(area, flash=self.flash.read(0, P.FLASH_SIZE))
+        return None if raw is None else S.SysInfo(bytearray(raw))
+
+    def sysinfo_init(self) -> None:
+        loaded = self._read_record()
+        if loaded is None:
+            # sysinfo_default: zero, MAC (for FLASH: fdcm_read fails -> random), save
+            self.info = S.SysInfo.default(self._mac(None))
+            self._save()
+            self.rebuilt = True
+            return
+        self.info = loaded
+        if self.mac_source != S.MAC_FLASH:
+            self.info.mac = self._mac(loaded)  # in RAM only
+
+    def _save(self) -> None:
+        area = self.flash.read(P.SYSINFO_OFFSET, P.SYSINFO_SIZE)
+        op = S.fdcm_write(area, self.info.pack())
+        if op.erase:
+            self.flash.erase(P.SYSINFO_OFFSET, P.SYSINFO_SIZE)
+        for off, data in op.programs:
+            self.flash.program(P.SYSINFO_OFFSET + off, data)
+
+    # -- platform_show_info ------------------------------------------------------------
     def boot_log(self) -> None:
-        puts = self.con.puts
-        self.clock.sleep(0.2)
-        puts(f"\nXRadio IoT WLAN SDK {P.SDK_VERSION}\n\n")
-        puts("heap space [0x22c7a0, 0x24bc00), size 128096\n\n")
-        puts("cpu  clock 160000000 Hz\nHF   clock 40000000 Hz\n\n")
-        if not self.sysinfo_valid:
-            puts("[sysinfo] invalid sysinfo, use default\n")
-        mode = "hostap" if self.info.wlan_mode == S.WLAN_HOSTAP else "station"
-        puts(f"mac address: {S.format_mac(self.info.mac)}\n")
-        puts(f"XF16 camera firmware {self.version}\n")
-        self.clock.sleep(0.3)
-        puts(f'wlan mode: {mode}, ssid "{self.info.ap_name}"\n\n')
+        puts = self.uart.write
+        efuse_mac = S.efuse_mac(self.efuse) or bytes(6)
+        puts(
+            f"\r\nplatform information {'=' * 47}\r\n"
+            f"XRADIO Skylark SDK {P.SDK_VERSION} {P.SDK_BUILD}\r\n\r\n"
+            "sram heap space [0x2269e8, 0x24bc00), total size 152088 Bytes\r\n"
+            f"cpu  clock {P.CPU_CLOCK:9d} Hz\r\n"
+            f"HF   clock {P.HF_CLOCK:9d} Hz\r\n\r\n"
+            "sdk option:\r\n"
+            f"    {'XIP':<14}: enable\r\n"
+            f"    {'INT LF OSC':<14}: enable\r\n\r\n"
+            "mac address:\r\n"
+            f"    {'efuse':<14}: {S.format_mac(efuse_mac)}\r\n"
+            f"    {'in use':<14}: {S.format_mac(self.info.mac)}\r\n"
+            f"{RULE}\r\n\r\n"
+        )
 
-    # -- console --------------------------------------------------------------------
+    # -- console ---------------------------------------------------------------------
     def run(self) -> None:
-        self.load_sysinfo()
+        self.clock.sleep(0.05)
+        self.sysinfo_init()
+        self.clock.sleep(0.15)
         self.boot_log()
         while True:
-            if self._login():
-                self._shell()
+            self._command(self._readline())
 
-    def _login(self) -> bool:
-        try:
-            user = self.con.readline(LOGIN_PROMPT).strip()
-            if not user:
-                return False
-            password = self.hidden.readline(PASSWORD_PROMPT)
-        except Interrupted:
-            self.con.puts("\n")
-            return False
-        if user == P.LOGIN_USER and password == P.LOGIN_PASSWORD:
-            self.con.puts(f"\nWelcome to XF16 ({self.version})\n\n")
-            return True
-        self.clock.sleep(1.0)
-        self.con.puts("\nLogin incorrect\n\n")
-        return False
-
-    def _shell(self) -> None:
+    def _readline(self) -> str:
+        buf: list[str] = []
+        after_cr = False
         while True:
-            try:
-                line = self.con.readline(PROMPT)
-            except Interrupted:
-                self.con.puts("\n")
+            b = self.uart.read(1, None)
+            if not b:
                 continue
-            words = line.split()
-            if not words:
+            c = b[0]
+            if c == 0x0A and after_cr:
+                after_cr = False
                 continue
-            name, args = words[0], words[1:]
-            if name in ("logout", "exit"):
-                self.con.puts("\n")
-                return
-            self._command(name, args)
+            after_cr = c == 0x0D
+            if c in (0x0D, 0x0A):
+                self.uart.write(b"\r\n")
+                return "".join(buf)
+            if c in (0x08, 0x7F):
+                if buf:
+                    buf.pop()
+                    self.uart.write(b"\b \b")
+                continue
+            if 0x20 <= c < 0x7F:
+                self.uart.write(b)
+                buf.append(chr(c))
+            else:
+                buf.clear()  # "rx illegal char": the line is dropped, nothing is echoed
 
-    def _ack(self, code: int = 200) -> None:
-        text = {200: "OK", 400: "Unknown command", 401: "Invalid argument", 402: "Fail"}[code]
-        self.con.puts(f"<ACK> {code} {text}\n")
-
-    def _command(self, name: str, args: list[str]) -> None:
-        puts = self.con.puts
-        mac = S.format_mac(self.info.mac)
-        if name == "help":
-            puts(HELP)
-        elif name == "mac":
-            if args:
-                self._ack(401)
-                return
-            puts(f"{mac}\n")
-        elif name == "ifconfig":
-            puts(f"wlan0     HWaddr {mac}\n          inet addr:192.168.4.1  Mask:255.255.255.0\n")
-        elif name == "sysinfo":
-            mode = "hostap" if self.info.wlan_mode == S.WLAN_HOSTAP else "station"
-            state = "valid" if self.sysinfo_valid else "invalid, defaults in use"
-            puts(
-                f"mac address : {mac}\n"
-                f"ap ssid     : {self.info.ap_name}\n"
-                f"wlan mode   : {mode}\n"
-                f"sysinfo     : flash 0x{P.SYSINFO_OFFSET:08x}, {state}\n"
-            )
-        elif name == "version":
-            puts(f"XF16 camera firmware {self.version}\nXRadio IoT WLAN SDK {P.SDK_VERSION}\n")
-        elif name == "reboot":
-            self._ack()
-            self.clock.sleep(0.1)
-            raise DeviceReset()
-        elif name == "upgrade":
-            self._ack()
-            self.clock.sleep(0.01)
-            self.set_upgrade()
-            raise DeviceReset()
-        else:
-            puts(f"[cmd ERR] unknown cmd '{name}'\n")
-            self._ack(400)
-            return
-        self._ack()
+    def _command(self, line: str) -> None:
+        puts = self.uart.write
+        cmd = line.strip()
+        if cmd:
+            name = cmd.split(" ", 1)[0]
+            if name == "help":
+                for n in COMMANDS:
+                    puts(f"[*] {n}\r\n")
+                puts("<ACK> 200 OK\r\n")
+            elif name in ("upgrade", "reboot"):
+                puts("<ACK> 200 OK\r\n")
+                self.clock.settle(self.uart, 0.01)
+                if name == "upgrade":
+                    self.set_upgrade()
+                raise DeviceReset()
+            else:
+                puts(f"[cmd ERR] cmd_exec():51, unknown cmd '{name}'\r\n")
+                puts("<ACK> 400 Unknown command\r\n")
+                puts("Use 'help' to list available subcommands\r\n")
+        puts(PROMPT)

@@ -292,13 +292,13 @@ def find_text(read: Callable[[int, int], bytes], sections: list[tuple[int, Secti
 
 # -- the factory image -----------------------------------------------------------
 
-# Section sizes of the XF16 firmware (close to the XR872 SDK build notes:
-# boot 10 KiB, app 21 KiB, xip a few hundred KiB, wlan bl/fw/sdd 2/33/1 KiB).
+# Section sizes of the model's firmware (assumption: no stock dump is public); each
+# fits between its image.cfg offset and the next one.
 _BOOT_LEN = 10 * 1024
 _APP_LEN = 21 * 1024
 _XIP_LEN = 160 * 1024
 _WLAN_BL_LEN = 2 * 1024
-_WLAN_FW_LEN = 33 * 1024
+_WLAN_FW_LEN = 30 * 1024
 _WLAN_SDD_LEN = 1024
 
 
@@ -337,15 +337,18 @@ def factory_sections(chip: str = "xr872", version: str = P.FIRMWARE_VERSION) -> 
             P.APP_XIP_OFFSET,
             APP_XIP_ID,
             _body(rng, _XIP_LEN),
-            P.XIP_BASE + P.APP_XIP_OFFSET + HEADER_SIZE,
-            0,
+            P.NO_LOAD,
+            P.NO_LOAD,
+            attribute=0x2,
         ),
-        SectionSpec(P.WLAN_BL_OFFSET, WLAN_BL_ID, _body(rng, _WLAN_BL_LEN)),
-        SectionSpec(P.WLAN_FW_OFFSET, WLAN_FW_ID, _body(rng, _WLAN_FW_LEN)),
-        SectionSpec(P.WLAN_SDD_OFFSET, WLAN_SDD_ID, _body(rng, _WLAN_SDD_LEN)),
+        SectionSpec(P.WLAN_BL_OFFSET, WLAN_BL_ID, _body(rng, _WLAN_BL_LEN), P.NO_LOAD, P.NO_LOAD),
+        SectionSpec(P.WLAN_FW_OFFSET, WLAN_FW_ID, _body(rng, _WLAN_FW_LEN), P.NO_LOAD, P.NO_LOAD),
+        SectionSpec(
+            P.WLAN_SDD_OFFSET, WLAN_SDD_ID, _body(rng, _WLAN_SDD_LEN), P.NO_LOAD, P.NO_LOAD
+        ),
     ]
 
 
 def factory_image(chip: str = "xr872", version: str = P.FIRMWARE_VERSION) -> bytes:
-    """A full 1 MiB flash picture of the firmware, without a sysinfo record."""
+    """A full 1 MiB flash picture of the firmware, with the sysinfo area erased."""
     return build_image(factory_sections(chip, version))
