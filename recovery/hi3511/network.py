@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from recovery.errors import NetworkError, UsageError
 from recovery.files import atomic_write_bytes
-from recovery.hi3511.flashmap import LOAD_ADDRESS
+from recovery.hi3511.flashmap import FLASH_SIZE, LOAD_ADDRESS
 from recovery.tftp.server import TftpServer, safe_path
 
 
@@ -32,10 +31,11 @@ class NetOptions:
     ipaddr: str | None = None
     serverip: str | None = None
     netmask: str | None = None
-    tftp_bind: tuple[str, int] = ("0.0.0.0", 69)
+    tftp_bind: tuple[str, int] | None = None  # None: serverip, port 69
     tftp_root: str | None = None
     server: bool = True
     load_address: int = LOAD_ADDRESS
+    tftp_client: str | None = None  # the camera's address: the only one allowed to upload
 
 
 @dataclass
@@ -104,30 +104,32 @@ class TftpFiles:
     def __init__(self, opts: NetOptions, status: Callable[[str], None]) -> None:
         self.opts = opts
         self.status = status
-        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.server: TftpServer | None = None
         self._staged: list[Path] = []
-        if opts.tftp_root:
-            self.root = Path(opts.tftp_root)
-            if not self.root.is_dir():
-                raise NetworkError(
-                    f"--tftp-root {self.root} is not a directory", flash_state="untouched"
-                )
-        elif not opts.server:
+        # the embedded server serves only this job's files and keeps uploads private:
+        # the root only matters for the user's own server (--no-server)
+        self.root = Path(opts.tftp_root or ".")
+        if opts.tftp_root and not self.root.is_dir():
+            raise NetworkError(
+                f"--tftp-root {self.root} is not a directory", flash_state="untouched"
+            )
+        if not opts.server and not opts.tftp_root:
             raise UsageError("--no-server needs --tftp-root DIR (the root of your TFTP server)")
-        else:
-            self._tmp = tempfile.TemporaryDirectory(prefix="camrescue-")
-            self.root = Path(self._tmp.name)
 
     def __enter__(self) -> TftpFiles:
         if self.opts.server:
+            assert self.opts.tftp_bind is not None
+            client = self.opts.tftp_client
             try:
-                self.server = TftpServer(self.root, self.opts.tftp_bind).start()
+                self.server = TftpServer(
+                    None, self.opts.tftp_bind, clients={client} if client else None
+                ).start()
             except BaseException:
                 self.__exit__()
                 raise
             self.status(
-                f"TFTP server on {self.opts.tftp_bind[0]}:{self.server.port}, root {self.root}"
+                f"TFTP server on {self.opts.tftp_bind[0]}:{self.server.port} (this job's "
+                "files only)"
             )
         return self
 
@@ -137,8 +139,6 @@ class TftpFiles:
         for p in self._staged:
             with contextlib.suppress(OSError):
                 p.unlink()
-        if self._tmp is not None:
-            self._tmp.cleanup()
 
     def offer(self, name: str, data: bytes) -> None:
         if self.server is not None:
@@ -156,11 +156,13 @@ class TftpFiles:
         atomic_write_bytes(path, data)
         self._staged.append(path)
 
-    def expect_upload(self, name: str) -> int:
-        """Before an upload: drop a stale file of that name; return the transfer mark."""
-        if self.server is None:
-            with contextlib.suppress(FileNotFoundError):
-                safe_path(self.root, name).unlink()
+    def expect_upload(self, name: str, size: int = FLASH_SIZE) -> int:
+        """Before an upload of at most ``size`` bytes: drop a stale file of that name;
+        return the transfer mark."""
+        if self.server is not None:
+            return self.server.expect_upload(name, size)
+        with contextlib.suppress(FileNotFoundError):
+            safe_path(self.root, name).unlink()
         return self.mark()
 
     def mark(self) -> int:
@@ -168,20 +170,20 @@ class TftpFiles:
 
     def collect(self, name: str, length: int, since: int) -> bytes:
         """The uploaded file ``name`` (removed from the root afterwards)."""
-        path = safe_path(self.root, name)
         if self.server is not None:
             t = self.server.wait_upload(name, 10.0, since)
             if t is None or t.status != "done":
                 raise NetworkError(f"the TFTP server did not receive {name!r} completely")
-        else:
-            deadline = time.monotonic() + 10.0
-            while not (path.is_file() and path.stat().st_size >= length):
-                if time.monotonic() > deadline:
-                    raise NetworkError(
-                        f"{path} did not appear with {length} bytes: does your TFTP server "
-                        "allow uploads (tftpd-hpa needs -c) and serve --tftp-root?"
-                    )
-                time.sleep(0.05)
+            return self.server.take_upload(name)
+        path = safe_path(self.root, name)
+        deadline = time.monotonic() + 10.0
+        while not (path.is_file() and path.stat().st_size >= length):
+            if time.monotonic() > deadline:
+                raise NetworkError(
+                    f"{path} did not appear with {length} bytes: does your TFTP server "
+                    "allow uploads (tftpd-hpa needs -c) and serve --tftp-root?"
+                )
+            time.sleep(0.05)
         data = path.read_bytes()
         with contextlib.suppress(OSError):
             path.unlink()
@@ -193,7 +195,7 @@ class TftpFiles:
         reqs = self.server.requests(name)
         if not reqs:
             return (
-                f"the camera never reached this computer's TFTP server ({self.opts.tftp_bind[0]}:"
+                f"the camera never reached this computer's TFTP server ({self.server.bind[0]}:"
                 f"{self.server.port}): check serverip, the cable and the firewall"
             )
         return f"the server saw the request ({reqs[-1].status})"
