@@ -72,8 +72,12 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
             os.close(dfd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    with atomic_writer(path, "wb") as f:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, file_mode: int = PRIVATE_MODE
+) -> Path:
+    """``data`` to ``path`` atomically; 0600 unless ``file_mode`` says otherwise (a file
+    a TFTP server must serve needs 0644: tftpd-hpa refuses others)."""
+    with atomic_writer(path, "wb", file_mode=file_mode) as f:
         f.write(data)
     return Path(path)
 
@@ -249,6 +253,16 @@ def preflight(
     check_distinct(outs, ins)
     for o in outs:
         check_output(o, force=force, force_flag=force_flag)
+
+
+def unique_path(path: str | os.PathLike[str]) -> Path:
+    """``path``, or ``NAME-2.EXT``, ``NAME-3.EXT`` ... if it exists (default names)."""
+    p = Path(path)
+    n = 2
+    while p.exists() or Path(str(p) + ".json").exists():
+        p = Path(path).with_name(f"{Path(path).stem}-{n}{Path(path).suffix}")
+        n += 1
+    return p
 
 
 # -- temporary directories ----------------------------------------------------------

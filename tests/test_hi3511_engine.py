@@ -299,7 +299,7 @@ def test_skip_erase_reproduces_the_seeds_crc_errors(flash_a, image_b):
 def test_restore_puts_the_backup_back(backup_a, flash_a, tmp_path):
     with camera(vendor_flash("B")) as (dev, opts):
         code, r, _ = run_engine(
-            "hi3511", "restore", *opts, str(backup_a[0]), "--cat", "/etc/version"
+            "hi3511", "restore", *opts, str(backup_a[0]), "--cat", "/etc/version", "--no-backup"
         )
         after = dev.flash.read(0x100000, 0xF00000)
     assert code == 0, r
@@ -313,7 +313,14 @@ def test_restore_a_seed_style_dump_without_manifest(backup_a, flash_a, tmp_path)
     dump.write_bytes(backup_a[0].read_bytes())
     with camera(vendor_flash("B")) as (dev, opts):
         code, r, _ = run_engine(
-            "hi3511", "restore", *opts, str(dump), "--partition", "rootfs", "--no-boot"
+            "hi3511",
+            "restore",
+            *opts,
+            str(dump),
+            "--partition",
+            "rootfs",
+            "--no-boot",
+            "--no-backup",
         )
         root = dev.flash.read(ROOT_OFF, ROOT_SIZE)
     assert code == 0, r

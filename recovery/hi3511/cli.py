@@ -14,6 +14,7 @@ from typing import Any
 
 from recovery.cliutil import (
     add_board_parser,
+    add_force_option,
     add_operation_parser,
     add_output_options,
     add_port_options,
@@ -22,10 +23,33 @@ from recovery.cliutil import (
     progress_enabled,
     run_operation,
 )
+from recovery.errors import ImageError
+from recovery.files import Input, Output, unique_path
+from recovery.hi3511.backupfile import load_backup
 from recovery.hi3511.driver import ShellQuery
-from recovery.hi3511.flashmap import BAUD, JFFS2_REGIONS, LOAD_ADDRESS, REGIONS
+from recovery.hi3511.flashmap import (
+    BAUD,
+    FLASH_SIZE,
+    JFFS2_REGIONS,
+    KERNEL_ADDRESS,
+    LOAD_ADDRESS,
+    REGIONS,
+)
+from recovery.hi3511.images import looks_like_jffs2
 from recovery.hi3511.network import NetOptions
-from recovery.hi3511.operations import Connection, backup, boot, flash, info, restore
+from recovery.hi3511.operations import (
+    Connection,
+    _default_backup_path,
+    backup,
+    boot,
+    flash,
+    info,
+    restore,
+)
+from recovery.hi3511.parsers import parse_uimage_header
+from recovery.safety import flash_tracker
+
+_MANIFEST = (".json",)
 
 
 def _conn(args: argparse.Namespace) -> Connection:
@@ -49,6 +73,47 @@ def _net(args: argparse.Namespace) -> NetOptions:
         server=not args.no_server,
         load_address=args.load_address,
     )
+
+
+def check_backup_contents(path: str | None, address: int | None, *, trust: bool) -> None:
+    """A backup is trusted only if it looks like a Hi3511 flash (issue 17): the manifest
+    matches the file (board, size, sha256, per range crc32: :func:`load_backup`), a
+    uImage header at the kernel address and JFFS2 at the root's; ``trust`` skips the
+    look (``--i-know-the-backup-is-odd``)."""
+    if path is None:
+        return
+    bk = load_backup(path, address)
+    if trust:
+        return
+    problems = []
+    for r in bk.ranges:
+        head = bk.range_data(r)[:0x10000]
+        if r["address"] == KERNEL_ADDRESS and not parse_uimage_header(head[:64]).magic_ok:
+            problems.append(f"no uImage header at the kernel address {KERNEL_ADDRESS:#x}")
+        if r["address"] == REGIONS["rootfs"].start and not looks_like_jffs2(head):
+            problems.append(f"no JFFS2 node at the root's address {REGIONS['rootfs'].start:#x}")
+    if problems:
+        raise ImageError(
+            f"{path} does not look like a backup of a Hi3511 flash: " + "; ".join(problems),
+            flash_state="untouched",
+            hint="use a backup made by 'camrescue hi3511 backup'; if you know this file is "
+            "right, add --i-know-the-backup-is-odd",
+        )
+
+
+def _trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--i-know-the-backup-is-odd",
+        dest="trust_backup",
+        action="store_true",
+        help="use a backup without a uImage header at the kernel or JFFS2 at the root "
+        "(refused by default: it is probably not a flash backup)",
+    )
+
+
+def _resume(a: argparse.Namespace, *words: str) -> str:
+    """The command that finishes an interrupted job, for the flash state."""
+    return " ".join(["camrescue", "hi3511", *words, "--port", a.port])
 
 
 def render(payload: dict[str, Any]) -> str:
@@ -114,9 +179,10 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tftp-bind",
         type=lambda s: parse_host_port(s, 69),
-        default=("0.0.0.0", 69),
+        default=None,
         metavar="HOST:PORT",
-        help="where the embedded TFTP server listens (default 0.0.0.0:69, needs root); "
+        help="where the embedded TFTP server listens (default: the serverip the camera is "
+        "told, port 69, which needs root; never all addresses unless you say 0.0.0.0); "
         "127.0.0.1:6969 for the emulator",
     )
     g.add_argument("--tftp-root", metavar="DIR", help="directory the TFTP server serves")
@@ -183,12 +249,14 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--include-bootloader", action="store_true", help="all 16 MiB, boot loader included"
     )
+    add_force_option(p)
     p.set_defaults(
         func=lambda a: run_operation(
             a,
             "backup",
             lambda: backup(_conn(a), a.out, _net(a), include_bootloader=a.include_bootloader),
             render=render,
+            outputs=[Output("--out", a.out, size=FLASH_SIZE, sidecars=_MANIFEST)],
         )
     )
 
@@ -221,25 +289,42 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--remote-name", metavar="NAME", help="file name the camera asks the TFTP server for"
     )
+    add_force_option(p)
+    _trust_option(p)
 
     def _flash(a: argparse.Namespace) -> int:
-        return run_operation(
-            a,
-            "flash",
-            lambda: flash(
+        backup_out = None
+        if not (a.backup or a.no_backup):
+            backup_out = a.backup_out or str(unique_path(_default_backup_path()))
+
+        def run() -> dict[str, Any]:
+            check_backup_contents(a.backup, None, trust=a.trust_backup)
+            again = _resume(a, "flash", a.image, "--partition", a.partition, "--no-backup")
+            kept = a.backup or backup_out
+            flash_tracker().resume = (
+                _resume(a, "restore", kept, "--partition", a.partition) if kept else again
+            )
+            return flash(
                 _conn(a),
                 a.image,
                 _net(a),
                 partition=a.partition,
                 backup_file=a.backup,
                 no_backup=a.no_backup,
-                backup_out=a.backup_out,
+                backup_out=backup_out,
                 skip_erase=a.skip_erase,
                 boot=not a.no_boot,
                 remote_name=a.remote_name,
                 shell=_shell_query(a),
-            ),
+            )
+
+        return run_operation(
+            a,
+            "flash",
+            run,
             render=render,
+            outputs=[Output("--backup-out", backup_out, size=FLASH_SIZE, sidecars=_MANIFEST)],
+            inputs=[Input("IMAGE", a.image), Input("--backup", a.backup, sidecars=_MANIFEST)],
         )
 
     p.set_defaults(func=_flash)
@@ -270,12 +355,39 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="restore a backup whose manifest names another camera (its MAC address)",
     )
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--backup-out",
+        metavar="FILE",
+        help="where the backup of what is about to be overwritten goes (default "
+        "./hi3511-backup-DATE.bin)",
+    )
+    g.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="do not back up the flash before restoring (not recommended)",
+    )
+    add_force_option(p)
+    _trust_option(p)
 
     def _restore(a: argparse.Namespace) -> int:
-        return run_operation(
-            a,
-            "restore",
-            lambda: restore(
+        backup_out = (
+            None if a.no_backup else (a.backup_out or str(unique_path(_default_backup_path())))
+        )
+
+        def run() -> dict[str, Any]:
+            check_backup_contents(a.backup, a.address, trust=a.trust_backup)
+            words = [
+                "restore",
+                a.backup,
+                *[w for n in a.partition or [] for w in ("--partition", n)],
+            ]
+            if a.address is not None:
+                words += ["--address", hex(a.address)]
+            if a.include_bootloader:
+                words += ["--include-bootloader", "--confirm-bootloader"]
+            flash_tracker().resume = _resume(a, *words, "--no-backup")
+            return restore(
                 _conn(a),
                 a.backup,
                 _net(a),
@@ -286,8 +398,16 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                 boot=not a.no_boot,
                 shell=_shell_query(a),
                 other_camera=a.other_camera,
-            ),
+                backup_out=backup_out,
+            )
+
+        return run_operation(
+            a,
+            "restore",
+            run,
             render=render,
+            outputs=[Output("--backup-out", backup_out, size=FLASH_SIZE, sidecars=_MANIFEST)],
+            inputs=[Input("BACKUP", a.backup, sidecars=_MANIFEST)],
         )
 
     p.set_defaults(func=_restore)

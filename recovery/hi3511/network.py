@@ -153,7 +153,7 @@ class TftpFiles:
                 flash_state="untouched",
                 hint="give --remote-name with another name",
             )
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data, file_mode=0o644)  # the user's server must read it
         self._staged.append(path)
 
     def expect_upload(self, name: str, size: int = FLASH_SIZE) -> int:

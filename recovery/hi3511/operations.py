@@ -93,7 +93,11 @@ from recovery.hi3511.parsers import (
     parse_mtdparts,
     parse_uimage_header,
 )
+from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, TransportError
+
+# Judged by address, whatever a manifest calls a range (issue 17).
+PROTECTED = (Area("boot loader (U-Boot)", REGIONS["bootloader"].start, REGIONS["bootloader"].end),)
 
 # -- one attached camera -------------------------------------------------------------
 
@@ -227,6 +231,8 @@ class Session:
     def network(self, opts: NetOptions) -> NetSettings:
         assert self.uboot is not None
         net = resolve_network(self.env, opts)
+        opts.tftp_bind = opts.tftp_bind or (net.serverip, 69)  # the address the camera is told
+        opts.tftp_client = net.ipaddr
         for key, value in net.changed.items():
             self.uboot.setenv(key, value)
             self.env[key] = value
@@ -260,6 +266,7 @@ class Session:
         if region.name == "bootloader":
             ub.protect(False, region)
         self.state = f"{region.describe()} is being erased"
+        flash_tracker().writing(region.start, region.end)
         with self.step(f"erase {region.name}"):
             sectors = ub.erase(region)
         self.state = (
@@ -269,6 +276,7 @@ class Session:
         with self.step(f"write {region.name}"):
             ub.copy_to_flash(opts.load_address, region.start, len(data), region.name)
         self.state = f"{region.describe()} is written but not verified"
+        flash_tracker().written(region.start, region.end)
         with self.step(f"verify {region.name} in flash"):
             flash_crc = ub.crc32(region.start, len(data))
         if flash_crc != crc:
@@ -279,6 +287,7 @@ class Session:
         if region.name == "bootloader":
             ub.protect(True, region)
         self.state = f"{region.describe()} written and verified"
+        flash_tracker().verified(region.start, region.end)
         return {
             "region": region.name,
             "address": region.start,
@@ -520,6 +529,7 @@ def flash(
                 sess.state = (
                     f"{region.describe()} is being programmed over its old contents (no erase)"
                 )
+                flash_tracker().writing(region.start, region.end)
                 with sess.step(f"tftp {partition} straight to flash"):
                     sess.uboot.tftp(
                         region.start,
@@ -529,6 +539,7 @@ def flash(
                         label=f"tftp {partition}",
                     )
                 sess.state = f"{region.describe()} holds old AND new data (written without erase)"
+                flash_tracker().written(region.start, region.end)
                 with sess.step(f"crc32 {partition}"):
                     flash_crc = sess.uboot.crc32(region.start, prepared.size)
                 facts["flash_crc32"] = f"{flash_crc:08x}"
@@ -573,8 +584,11 @@ def restore(
     boot: bool = True,
     shell: ShellQuery | None = None,
     other_camera: bool = False,
+    backup_out: str | None = None,
 ) -> dict[str, Any]:
     """Write a backup's ranges back, each the safe way, then boot and report.
+
+    With ``backup_out``, what is about to be overwritten is backed up there first.
 
     A backup whose manifest names another camera (its ``ethaddr``) is refused unless
     ``other_camera``: it would give this camera the other one's settings."""
@@ -596,6 +610,12 @@ def restore(
             )
     if not ranges:
         raise UsageError("nothing to restore")
+    check_protected(
+        [(r["name"], r["address"], r["address"] + r["length"]) for r in ranges],
+        PROTECTED,
+        allowed=include_bootloader and confirm_bootloader,
+        option="--include-bootloader --confirm-bootloader",
+    )
     sess = Session(conn)
     facts: dict[str, Any] = {"backup": str(bk.path), "ranges": []}
     with sess.guard():
@@ -611,6 +631,11 @@ def restore(
         sess.check_geometry(regions)
         facts["network"] = sess.network(net)
         with TftpFiles(net, sess.status) as files:
+            if backup_out is not None:
+                bootloader = any(r.start < REGIONS["kernel"].start for r in regions)
+                facts["backup_before_restore"] = _do_backup(
+                    sess, files, Path(backup_out), bootloader
+                )
             for r, region in zip(ranges, regions, strict=True):
                 name = f"camrescue-restore-{region.name}.bin"
                 facts["ranges"].append(
