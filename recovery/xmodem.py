@@ -14,12 +14,16 @@ Block sizes: 1024-byte blocks while at least 1024 bytes remain, then
 received, and the seed's images are all multiples of 128 bytes: this keeps
 a restored image the size it had. The pad byte is SUB (0x1A).
 
+``use_1k=False`` sends 128-byte SOH blocks only: the W90 loader's receiver
+(``xmodem.c``, ``XMODEM1K`` off) knows no other.
+
 The link is anything with ``write(bytes)`` and ``read_some(n, timeout) -> bytes``
 (b"" on timeout), e.g. :class:`recovery.transport.Port`.
 """
 
 from __future__ import annotations
 
+import binascii
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,13 +55,9 @@ class XmodemResult:
 
 
 def crc16_xmodem(data: bytes, crc: int = 0) -> int:
-    """CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection."""
-    for b in data:
-        crc ^= b << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/XMODEM: polynomial 0x1021, initial value 0, no reflection
+    (the standard library's table-driven ``binascii.crc_hqx``)."""
+    return binascii.crc_hqx(data, crc)
 
 
 def padded_length(size: int) -> int:
@@ -86,15 +86,26 @@ def frame(seq: int, payload: bytes, crc: bool) -> bytes:
     return head + payload + bytes([sum(payload) & 0xFF])
 
 
-def _wait_reply(link: Link, timeout: float, accept: bytes) -> int | None:
+class _Restarted(Exception):
+    pass
+
+
+def _wait_reply(
+    link: Link, timeout: float, accept: bytes, abort_on: bytes | None = None
+) -> int | None:
     """The first byte in ``accept`` that arrives before ``timeout``; other bytes are noise."""
     deadline = time.monotonic() + timeout
     cans = 0
+    noise = b""
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
         chunk = link.read_some(1, left)
+        if abort_on:
+            noise = (noise + chunk)[-(len(abort_on) + 64) :]
+            if abort_on in noise:
+                raise _Restarted()
         for b in chunk:
             if b == CAN:
                 cans += 1
@@ -127,6 +138,9 @@ def send(
     eot_timeout: float = 10.0,
     eot_silent_tries: int = 3,
     on_progress: Callable[[int, int], None] | None = None,
+    first_block_acks: int = 1,
+    abort_on: bytes | None = None,
+    resend_on_timeout: bool = True,
 ) -> XmodemResult:
     """Send ``data``; return once the receiver ACKed every block and EOT.
 
@@ -141,6 +155,13 @@ def send(
     longer than that. ``eot_silent_tries`` EOTs without any answer end the
     transfer as sent (``eot_acked`` False). Raises
     :class:`XmodemError` on cancel, silence or too many retries.
+
+    ``first_block_acks=2`` is for a receiver that sends a stray ACK before it
+    reads the first block (the W90 loader's ``xmodem.c`` does, after its ``C``
+    phase): block 1 then waits for a second ACK (briefly, in case this
+    receiver did not send the stray one), so the sender stays in step with
+    the receiver. ``abort_on``: text that, seen among the replies, ends the
+    transfer at once (a boot loader's banner: the receiver restarted).
     """
     first = CRC_REQ if started else _wait_reply(link, start_timeout, bytes([CRC_REQ, NAK]))
     if first is None:
@@ -164,11 +185,22 @@ def send(
                 retrans += 1
                 _purge(link)
             link.write(packet)
-            reply = _wait_reply(link, ack_timeout, accept)
+            try:
+                reply = _wait_reply(link, ack_timeout, accept, abort_on)
+                if reply == ACK and n == 0 and attempt == 0 and first_block_acks > 1:
+                    # the receiver's stray ACK came first: wait for the block's own
+                    second = _wait_reply(link, min(ack_timeout, 1.0), bytes([ACK, NAK]), abort_on)
+                    reply = NAK if second == NAK else ACK
+            except _Restarted:
+                raise XmodemError(
+                    f"the receiver restarted during block {n + 1} (its banner came back)"
+                ) from None
             if reply == ACK:
                 break
             if reply == CAN:
                 raise XmodemError(f"the receiver cancelled at block {n + 1} (offset {done})")
+            if reply is None and not resend_on_timeout:
+                raise XmodemError(f"block {n + 1} (offset {done}) got no answer")
         else:
             raise XmodemError(
                 f"block {n + 1} (offset {done}) was not acknowledged after {retries} tries"
@@ -180,7 +212,10 @@ def send(
     silent = 0
     for _ in range(retries):
         link.write(bytes([EOT]))
-        reply = _wait_reply(link, eot_timeout, bytes([ACK, NAK]))
+        try:
+            reply = _wait_reply(link, eot_timeout, bytes([ACK, NAK]), abort_on)
+        except _Restarted:
+            raise XmodemError("the receiver restarted at the end (its banner came back)") from None
         if reply == ACK:
             eot_acked = True
             break

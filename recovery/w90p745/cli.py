@@ -42,7 +42,7 @@ def _open(args: argparse.Namespace) -> Port:
         while not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.02)
     try:
-        return Port(path, args.baud, transcript=args.transcript)
+        return Port(path, 115200, transcript=args.transcript)  # the loader starts at 115200
     except TransportError as e:
         raise ConsoleError(str(e), flash_state="untouched") from e
 
@@ -62,8 +62,37 @@ def _with_port(args: argparse.Namespace, fn: Callable[[Port], Any]) -> Callable[
     return run
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+LOADER_RATES = (1200, 2400, 4800, 9600, 14400, 19200, 28800, 38400, 57600, 115200, 230400, 460800)
+
+
+def _loader_rate(text: str) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value not in LOADER_RATES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one of the boot loader's rates ({', '.join(map(str, LOADER_RATES))})"
+        )
+    return value
+
+
+def _common(p: argparse.ArgumentParser, *, speed: bool = False) -> None:
     add_port_options(p)
+    for action in p._actions:
+        if action.dest == "baud":
+            if speed:
+                action.default = None
+                action.type = _loader_rate
+                action.help = (
+                    "transfer speed: camrescue attaches at 115200, then switches the loader "
+                    "with its B command (default: the fastest of 460800 and 230400 the port "
+                    "opens, 115200 when the prompt does not answer there; a power cycle "
+                    "always brings the loader back to 115200)"
+                )
+            else:
+                action.default = 115200
+                action.help = "console speed (115200, the boot loader's)"
     add_output_options(p)
     p.add_argument(
         "--wait",
@@ -91,7 +120,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     )
 
     p = add_operation_parser(top, "dump", help="dump images page by page with 'd' (resumable)")
-    _common(p)
+    _common(p, speed=True)
     p.add_argument("--out", required=True, metavar="DIR", help="dump directory (created)")
     p.add_argument(
         "--images", metavar="NAMES", help="comma-separated image names or numbers (default: all)"
@@ -99,10 +128,12 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--reads",
         type=int,
-        default=2,
+        default=1,
         metavar="N",
-        help="reads that must agree on every row (default 2; 1 trusts the page "
-        "checks alone: twice as fast, but a flipped bit can pass them - clean lines only)",
+        help="reads that must agree on every row (default 1: each page is read once and "
+        "the image checked against its footer's checksum, pages re-read only where a check "
+        "fails, images without a usable checksum read twice; 2 or more: agreeing reads "
+        "everywhere)",
     )
     p.set_defaults(
         func=lambda a: run_operation(
@@ -117,6 +148,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                     reads=a.reads,
                     wait=a.wait,
                     progress=progress_enabled(a),
+                    baud=a.baud,
                 ),
             ),
         )
@@ -125,8 +157,17 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = add_operation_parser(
         top, "restore", help="write a dump back with fx over Xmodem, then verify"
     )
-    _common(p)
+    _common(p, speed=True)
     p.add_argument("dir", metavar="DIR", help="a dump directory (with manifest.json)")
+    p.add_argument(
+        "--verify",
+        choices=("full", "size"),
+        default="full",
+        help="after each image: 'full' (default) checks the size the loader lists and reads "
+        "the image back with 'd' and compares it; 'size' only checks the listed size - "
+        "weaker: a block damaged on the line but resent and stored in place of nothing "
+        "else, or a flash that did not take the bytes, goes unnoticed",
+    )
     p.add_argument(
         "--images",
         metavar="NAMES",
@@ -139,7 +180,13 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
             _with_port(
                 a,
                 lambda port: restore(
-                    port, a.dir, images=_names(a.images), wait=a.wait, progress=progress_enabled(a)
+                    port,
+                    a.dir,
+                    images=_names(a.images),
+                    wait=a.wait,
+                    progress=progress_enabled(a),
+                    verify=a.verify,
+                    baud=a.baud,
                 ),
             ),
         )

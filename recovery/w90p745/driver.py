@@ -34,10 +34,24 @@ What the driver does, and why:
   naming its address. The image table (``ls -al``) is read until two
   complete listings agree, and a line that is not an image line fails the
   listing (so a damaged line cannot make an image vanish).
-* **Writes** use ``fx`` over Xmodem-CRC (:mod:`recovery.xmodem_send`). The
-  sender waits for a ``C`` that stands alone: the loader's ``Press Ctrl-x to
-  cancel`` holds one. :func:`check_fx_entry` refuses what ``fx`` cannot
-  recreate exactly.
+* **Writes** use ``fx`` over Xmodem-CRC with 128-byte blocks only
+  (:mod:`recovery.xmodem`; the loader's ``xmodem.c`` knows no 1K blocks).
+  ``fx`` asks ``Find image %d existed!`` / ``Do you want to delete it?[y/N]``
+  when the number is in use and deletes the old image *before* receiving:
+  :meth:`W90Console.fx` answers ``y`` only when told to (the caller has
+  checked the new image first). The sender waits for the block-1 ACK the
+  receiver sends before reading the block and for the block's own one, gives
+  up at once when a block gets no answer (the receiver never times out: a
+  resent block would be taken for the rest of a block that lost a byte) and
+  ends the receiver with CAN bytes; a cancelled download raises
+  :class:`TransferFailed` (nothing was written; the old image is gone).
+  :func:`check_fx_entry` refuses what ``fx`` cannot recreate exactly.
+* **A restart** (power cut, watchdog) is noticed from the loader's banner
+  in any reply (:class:`DeviceRestarted`), not after a prompt timeout.
+* **Speed**: :meth:`W90Console.set_speed` sends ``B rate`` (the loader
+  switches at once, without an answer), follows on the host and checks the
+  prompt at the new rate; :meth:`W90Console.read_page` continues with a bare
+  ``d`` after a page that was read at the address asked for.
 * **Cancelling a line.** When an echo is wrong the driver erases the line
   with backspaces (universal on boot loaders). A backspace that a bit error
   turns into LF (0x08 -> 0x0A) would run the partial line; partial ``d``
@@ -51,6 +65,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import NoReturn
 
 from recovery.errors import ConsoleError, DeviceError, ImageError, VerifyError
 from recovery.transport import Port, Timeout
@@ -91,6 +106,19 @@ class EchoError(Exception):
     """The loader's echo of a typed command was not the command."""
 
 
+class DeviceRestarted(ConsoleError):
+    """The loader's banner came back: the camera restarted (power cut, watchdog)."""
+
+
+class TransferFailed(DeviceError):
+    """The Xmodem download into ``fx`` failed; the loader wrote nothing."""
+
+
+ASK_DELETE_RE = re.compile(r"Do you want to delete it\?\[y/N\]\r?\n")
+RECEIVER_RE = re.compile(r"Press Ctrl-x to cancel \.\.\. \r?\n")
+LOADER_BAUDS = (460800, 230400, 115200)  # the fast end of B's list
+
+
 # -- the console -------------------------------------------------------------------
 
 
@@ -113,6 +141,7 @@ class W90Console:
         self.pages_read = 0
         self.rows_read = 0
         self.rows_bad = 0
+        self.d_next: int | None = None  # where a bare 'd' continues
 
     # -- timing from the wire ------------------------------------------------------
     def wire(self, nbytes: int) -> float:
@@ -234,8 +263,22 @@ class W90Console:
         """Run one command; return what it printed before the next prompt (echo excluded)."""
         self._type(text)
         self.port.send("\r")
-        self.port.expect(PROMPT_RE, timeout=timeout)
+        return self.wait_prompt(timeout)
+
+    def wait_prompt(self, timeout: float) -> str:
+        """The text before the next prompt; DeviceRestarted when the banner comes instead."""
+        if self.port.expect([PROMPT_RE, BANNER_RE], timeout=timeout) == 1:
+            self.restarted()
         return self.port.before
+
+    def restarted(self) -> NoReturn:
+        self.d_next = None
+        if self.port.baud != 115200:
+            self.port.set_baud(115200)  # a reset returns the loader to 115200
+        raise DeviceRestarted(
+            "the camera restarted (its boot loader banner came back): power cut or reset",
+            hint="check the camera's power supply, then run the command again",
+        )
 
     def run(self, text: str, timeout: float = 5.0, tries: int = 3) -> str:
         """:meth:`command` with resync-and-retry on a bad echo or a timeout."""
@@ -245,6 +288,7 @@ class W90Console:
                 return self.command(text, timeout + self.wire(4096))
             except (EchoError, Timeout) as e:
                 last = e
+                self.d_next = None
                 self.sync()
         raise ConsoleError(
             f"the boot loader did not run {text!r}: {last}",
@@ -290,8 +334,9 @@ class W90Console:
         """
         votes: list[Counter[bytes]] = [Counter() for _ in range(LINES_PER_PAGE)]
         problems: list[str] = []
-        cmd = f"d 0x{address:08X}"
         for attempt in range(self.page_tries):
+            cmd = "d" if self.d_next == address else f"d 0x{address:08X}"
+            self.d_next = None
             if attempt >= max(reads, 1):
                 self.page_retries += 1
             try:
@@ -300,6 +345,8 @@ class W90Console:
                 problems.append(str(e).splitlines()[0][:100])
                 self.sync()
                 continue
+            if "Displaying memory at" in out and f"0x{address:X}\n" in out.replace("\r", ""):
+                self.d_next = address + 256
             self.pages_read += 1
             if reads <= 1 or expect is not None:
                 try:
@@ -309,6 +356,7 @@ class W90Console:
                     # Stray output (a prompt faked by a lost burst) fails the next echo.
                     problems.append(str(e)[:100])
                 else:
+                    self.d_next = address + 256
                     if reads <= 1 or data == expect:
                         return data
             rows = parse_page_rows(out, address)
@@ -342,69 +390,127 @@ class W90Console:
         noisy = self.rows_bad > 2 + 0.005 * self.rows_read
         return reads + 1 if noisy else reads
 
-    # -- flash writes ------------------------------------------------------------------
-    def _await_receiver(self, timeout: float) -> None:
-        """Wait for the loader's Xmodem receiver to ask for CRC blocks with ``C``.
+    # -- speed -----------------------------------------------------------------------
+    def set_speed(self, rate: int) -> bool:
+        """``B rate``: the loader switches at once without an answer; follow on the host
+        and check the prompt. False (back at 115200 on both ends, or the camera
+        needing a power cycle) when the prompt does not answer at ``rate``."""
+        port = self.port
+        if rate == port.baud:
+            return True
+        old = port.baud
+        self._type(f"B {rate}")
+        port.send("\r")
+        port.drain_input(quiet=0.05 + self.wire(16), limit=1.0)  # the echo's line end
+        try:
+            port.set_baud(rate)
+        except Exception:  # noqa: BLE001 - the adapter refuses the rate
+            rate = 0
+        if rate:
+            try:
+                self.sync(tries=4)
+                self.d_next = None
+                return True
+            except ConsoleError:
+                pass
+            # the camera may be at ``rate`` with a garbled line: ask it back
+            port.send("\r\rB " + str(old) + "\r")
+            port.drain_input(quiet=0.1, limit=1.0)
+        port.set_baud(old)
+        self.sync()
+        return False
 
-        A ``C`` counts when it starts a line (or repeats) and no more text
-        follows it: the loader's own messages (``Press Ctrl-x ...``) hold
-        C's too. Raises DeviceError when the loader answers with a prompt.
+    # -- flash writes ------------------------------------------------------------------
+    def abort_transfer(self) -> None:
+        """End the loader's Xmodem receiver: a CAN where a block header is due ends it;
+        inside a block it waits for the block's bytes, so CANs fill it up (NAK) first."""
+        port = self.port
+        port.write(bytes([0x18]) * 5)
+        seen = port.drain_input(quiet=0.2 + self.wire(64), limit=2.0)
+        if b"Download error" not in seen and b"bootloader > " not in seen:
+            port.write(bytes([0x18]) * 140)
+            port.drain_input(quiet=0.2 + self.wire(200), limit=3.0)
+        self.d_next = None
+        self.sync()
+
+    def fx(
+        self,
+        entry: ImageEntry,
+        data: bytes,
+        on_progress: Callable[[int, int], None],
+        *,
+        replace: bool = False,
+    ) -> str:
+        """Program ``data`` as image ``entry`` with the loader's ``fx`` and Xmodem-128.
+
+        ``replace``: answer ``y`` when ``fx`` asks to delete an existing image N
+        (it deletes it before receiving). Raises TransferFailed when the
+        download failed (nothing written), DeviceError when the loader refused.
         """
         port = self.port
-        buf = port.pending_text().encode("latin-1")
-        port.clear_buffer()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            tail = buf.rstrip(b"C")
-            calls = len(buf) - len(tail)
-            if calls and (not tail or tail.endswith(b"\n") or calls >= 2):
-                more = port.read_some(4096, 0.15)
-                if not more.strip(b"C"):
-                    return
-                buf += more
-                continue
-            text = buf.decode("latin-1")
-            if PROMPT_RE.search(text):
-                raise DeviceError(
-                    f"the loader refused the write: {text.strip()[:200]!r}",
-                    flash_state="unchanged by this command",
-                    hint="see the loader's message; run the restore again",
-                )
-            buf += port.read_some(4096, min(0.5, max(0.0, deadline - time.monotonic())))
-        raise DeviceError(
-            f"the loader did not start its Xmodem receiver (seen {buf[-120:]!r})",
-            flash_state="unchanged by this command",
-            hint="run the restore again",
-        )
-
-    def fx(self, entry: ImageEntry, data: bytes, on_progress: Callable[[int, int], None]) -> str:
-        """Program ``data`` as image ``entry`` with the loader's ``fx`` and Xmodem."""
+        self.d_next = None
+        blocks = -(-len(data) // FLASH_BLOCK) + 1
         self._type(fx_command(entry))
-        self.port.send("\r")
-        self._await_receiver(15.0)
+        port.send("\r")
+        pats = [ASK_DELETE_RE, RECEIVER_RE, PROMPT_RE, BANNER_RE]
+        i = port.expect(pats, timeout=10.0 + self.wire(400))
+        if i == 0:
+            if not replace:
+                port.send("n")
+                self.wait_prompt(10.0)
+                raise DeviceError(
+                    f"image {entry.number} exists and was not to be replaced",
+                    flash_state="unchanged by this command",
+                )
+            port.send("y")
+            i = port.expect(pats[1:], timeout=30.0 + 3.0 * blocks) + 1
+        if i == 3:
+            self.restarted()
+        if i == 2:
+            said = port.before.strip()
+            raise DeviceError(
+                f"the loader refused fx for image {entry.number} ({entry.name}): {said[-200:]!r}",
+                flash_state="unchanged by this command"
+                if "Deleting" not in said
+                else f"image {entry.number} was deleted",
+                hint="see the loader's message",
+            )
+        started = "C" in port.pending_text()
+        port.clear_buffer()
         try:
             result = xmodem_send(
-                self.port,
+                port,
                 data,
-                started=True,
-                ack_timeout=2.0 + self.wire(1100) * 2,
-                eot_timeout=5.0,
+                use_1k=False,
+                started=started,
+                start_timeout=30.0,
+                ack_timeout=1.0 + self.wire(133) * 4,
+                retries=10,
+                eot_timeout=2.0,
                 eot_silent_tries=2,
                 on_progress=on_progress,
+                first_block_acks=2,
+                abort_on=b"W90P745 Boot Loader",
+                resend_on_timeout=False,
             )
         except XmodemError as e:
-            self.sync()
-            raise DeviceError(
-                f"writing image {entry.number} ({entry.name}) failed: {e}",
-                flash_state=f"image {entry.number} may be missing or partly written",
+            if "restarted" in str(e):
+                self.restarted()
+            self.abort_transfer()
+            raise TransferFailed(
+                f"the Xmodem download of image {entry.number} ({entry.name}) failed: {e}",
+                flash_state=f"image {entry.number} is not written (fx deleted the old one)",
                 hint="run the restore again",
             ) from e
-        # the loader erases and programs after the transfer: allow the datasheet's worst case
-        erase_blocks = -(-len(data) // 0x10000) + 1
-        self.port.expect(PROMPT_RE, timeout=30.0 + 5.0 * erase_blocks)
-        out = self.port.before
+        out = self.wait_prompt(30.0 + 5.0 * blocks)
         self.sync()
-        if _ERROR_RE.search(out):
+        if "Download error" in out:
+            raise TransferFailed(
+                f"the loader reported a failed download of image {entry.number} ({entry.name})",
+                flash_state=f"image {entry.number} is not written (fx deleted the old one)",
+                hint="run the restore again",
+            )
+        if "Flash programming" not in out or _ERROR_RE.search(out):
             raise DeviceError(
                 f"the loader reported a problem writing image {entry.number} ({entry.name}): "
                 f"{out.strip()[-200:]!r}",

@@ -52,7 +52,9 @@ from recovery.progress import Progress
 from recovery.transport import Port, TransportError
 from recovery.w90p745.driver import (
     FLASH_BLOCK,
+    LOADER_BAUDS,
     Notify,
+    TransferFailed,
     W90Console,
     check_fx_entry,
     stderr_notify,
@@ -69,7 +71,15 @@ from recovery.w90p745.dumpdir import (
     utc_now,
     write_manifest,
 )
-from recovery.w90p745.parsers import PAGE_SIZE, ImageEntry
+from recovery.w90p745.parsers import (
+    FOOTER_SIZE,
+    PAGE_SIZE,
+    Footer,
+    ImageEntry,
+    footer_address,
+    loader_checksum,
+    parse_footer,
+)
 from recovery.xmodem import padded_length
 
 FLASH_BASE = 0x7F000000
@@ -233,6 +243,7 @@ def _dump_image(
         os.fsync(f.fileno())
     if part.stat().st_size != entry.size:  # pragma: no cover - a logic error
         raise VerifyError(f"{part} holds {part.stat().st_size} bytes, expected {entry.size}")
+    verified = _check_image(con, entry, part, reads)
     digest = sha256_file(part)
     os.replace(part, final)
     fsync_dir(out)
@@ -242,8 +253,75 @@ def _dump_image(
         "file": final.name,
         "sha256": digest,
         "dumped": utc_now(),
+        "verified": verified,
     }
     return record, start
+
+
+def _read_footer(con: W90Console, entry: ImageEntry) -> Footer | None:
+    """The image's footer as the loader wrote it, or None when none is readable there."""
+    at = footer_address(entry.base, entry.size)
+    page_at = at & ~(PAGE_SIZE - 1)
+    for reads in (1, 2):
+        page = con.read_page(page_at, reads=reads)
+        footer = parse_footer(page[at - page_at : at - page_at + FOOTER_SIZE])
+        if footer is not None:
+            return footer
+    return None
+
+
+def _reread(con: W90Console, entry: ImageEntry, part: Path) -> int:
+    """Read every page again; a page that differs from the file is read until two
+    reads agree and replaced. Returns how many pages were replaced."""
+    data = bytearray(part.read_bytes())
+    fixed = 0
+    for offset in range(0, entry.size, PAGE_SIZE):
+        n = min(PAGE_SIZE, entry.size - offset)
+        page = con.read_page(entry.base + offset, reads=1)
+        if page[:n] != data[offset : offset + n]:
+            page = con.read_page(entry.base + offset, reads=2)
+            if page[:n] != data[offset : offset + n]:
+                data[offset : offset + n] = page[:n]
+                fixed += 1
+    if fixed:
+        with part.open("r+b") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return fixed
+
+
+def _check_image(con: W90Console, entry: ImageEntry, part: Path, reads: int) -> str:
+    """Verify a dumped image against its footer's image_checksum (the loader's
+    WriteImage sum); re-read only when that fails. Without a usable checksum the
+    image is read a second time. Returns how the image was verified (the manifest's
+    ``verified``)."""
+    footer = _read_footer(con, entry)
+    usable = (
+        footer is not None
+        and (footer.number, footer.base, footer.length) == (entry.number, entry.base, entry.size)
+        and entry.size % 4 == 0
+    )
+    agreeing = f"every row confirmed by {reads} agreeing reads" if reads > 1 else ""
+    if footer is None or not usable:
+        if reads > 1:
+            return agreeing + " (no footer checksum to check against)"
+        fixed = _reread(con, entry, part)
+        return f"read twice, {fixed} page(s) re-read until two reads agreed (no footer checksum)"
+    assert footer is not None
+    if loader_checksum(part.read_bytes()) == footer.image_checksum:
+        return "footer image_checksum matches" + (f"; {agreeing}" if agreeing else "")
+    fixed = _reread(con, entry, part)
+    if loader_checksum(part.read_bytes()) == footer.image_checksum:
+        return f"footer image_checksum matches after re-reading ({fixed} page(s) replaced)"
+    con.notify(
+        f"image {entry.number} ({entry.name}): the flash does not match its footer's checksum "
+        "even with every page read twice alike: the image on the camera is damaged"
+    )
+    return (
+        "read twice, pages agree, but the footer image_checksum does NOT match: "
+        "the image in flash differs from what the loader wrote"
+    )
 
 
 def dump(
@@ -251,10 +329,11 @@ def dump(
     out_dir: str | os.PathLike[str],
     *,
     images: Sequence[str] | None = None,
-    reads: int = 2,
+    reads: int = 1,
     wait: float = 30.0,
     progress: bool = True,
     notify: Notify = stderr_notify,
+    baud: int | None = None,
 ) -> DumpResult:
     """Dump the camera's images into ``out_dir`` (resuming an interrupted dump there)."""
     if reads < 1:
@@ -285,6 +364,43 @@ def dump(
     total = sum(e.size for e in chosen)
     loader = con.loader_info()
     read_bytes = 0
+    try:
+        _raise_speed(con, baud)
+        _dump_all(con, out, table, chosen, done, results, loader, reads, total, progress)
+    finally:
+        _lower_speed(con)
+    read_bytes = sum(r.size - r.resumed_at for r in results if not r.skipped)
+    manifest = write_manifest(out, table, done, loader, all(e.number in done for e in chosen))
+    seconds = time.monotonic() - t0
+    lines = [
+        f"{r.file}: {r.size} bytes sha256 {r.sha256[:16]}... "
+        f"({done[r.number].get('verified', 'verified earlier')})"
+        for r in results
+    ]
+    return DumpResult(
+        message=f"dumped {len(results)} image(s) into {out} in {seconds:.1f} s\n"
+        + "\n".join(lines),
+        out_dir=str(out),
+        manifest=str(manifest),
+        images=results,
+        seconds=seconds,
+        bytes_read=read_bytes,
+        page_retries=con.page_retries,
+    )
+
+
+def _dump_all(
+    con: W90Console,
+    out: Path,
+    table: list[ImageEntry],
+    chosen: list[ImageEntry],
+    done: dict[int, dict[str, Any]],
+    results: list[DumpedImage],
+    loader: Any,
+    reads: int,
+    total: int,
+    progress: bool,
+) -> None:
     with Progress("dump", total, enabled=progress) as bar:
         base_done = 0
         for entry in chosen:
@@ -302,7 +418,6 @@ def dump(
                 )
             else:
                 rec, start = _dump_image(con, out, entry, reads, bar, base_done)
-                read_bytes += entry.size - start
                 done[entry.number] = rec
                 results.append(
                     DumpedImage(
@@ -318,19 +433,6 @@ def dump(
                 write_manifest(out, table, done, loader, complete)
             base_done += entry.size
             bar.update(base_done)
-    manifest = write_manifest(out, table, done, loader, all(e.number in done for e in chosen))
-    seconds = time.monotonic() - t0
-    lines = [f"{r.file}: {r.size} bytes sha256 {r.sha256[:16]}..." for r in results]
-    return DumpResult(
-        message=f"dumped {len(results)} image(s) into {out} in {seconds:.1f} s\n"
-        + "\n".join(lines),
-        out_dir=str(out),
-        manifest=str(manifest),
-        images=results,
-        seconds=seconds,
-        bytes_read=read_bytes,
-        page_retries=con.page_retries,
-    )
 
 
 # -- restore ----------------------------------------------------------------------------------
@@ -374,24 +476,47 @@ def _blocks(entry: ImageEntry, size: int) -> set[int]:
     return set(range(first, last + 1))
 
 
-def _interrupted_restore(
-    err: Exception, e: ImageEntry, done: list[RestoredImage], dump_dir: object
+def _restore_failed(
+    err: Exception,
+    e: ImageEntry,
+    done: list[RestoredImage],
+    todo: list[DumpImage],
+    current: list[ImageEntry],
+    dump_dir: object,
 ) -> RecoveryError:
-    """Once ``del``/``fx`` of an image has begun, its old copy may be gone: say so."""
-    kept = ", ".join(f"{r.number} ({r.name})" for r in done) or "none"
+    """Once ``fx`` of an image has begun, its old copy may be gone: say which images
+    are intact and the command that finishes the job."""
+    finished = {r.number for r in done}
+    left = [d.entry for d in todo if d.entry.number not in finished]
+    untouched = [c for c in current if c.number not in {x.number for x in left}]
+    intact = [f"{r.number} ({r.name}, restored and verified)" for r in done] + [
+        f"{c.number} ({c.name}, untouched)" for c in untouched if c.number not in finished
+    ]
+    later = [x for x in left if x.number != e.number]
     state = (
-        f"image {e.number} ({e.name}) may be deleted or partly written; images restored "
-        f"before it: {kept}; the boot loader block is never written"
+        f"image {e.number} ({e.name}) may be missing or partly written (fx deletes the old "
+        f"image before it receives the new one); intact: {', '.join(intact) or 'none'}"
+        + (
+            f"; not yet restored (still as before): {', '.join(f'{x.number} ({x.name})' for x in later)}"
+            if later
+            else ""
+        )
+        + "; the boot loader block is never written"
     )
+    names = ",".join(str(x.number) for x in left)
     hint = (
         f"power-cycle the camera if it does not answer, then run 'camrescue w90p745 restore "
-        f"{dump_dir}' again: it deletes and rewrites the image"
+        f"{dump_dir} --images {names}' to finish the job"
     )
     if isinstance(err, RecoveryError):
         err.flash_state = state
         err.hint = hint + (f". Detail: {err.hint}" if err.hint else "")
+        err.facts = {**getattr(err, "facts", {}), "missing": e.number, "finish": names}
         return err
     return ConsoleError(str(err), flash_state=state, hint=hint)
+
+
+VERIFY_MODES = ("full", "size")
 
 
 def restore(
@@ -402,8 +527,17 @@ def restore(
     wait: float = 30.0,
     progress: bool = True,
     notify: Notify = stderr_notify,
+    verify: str = "full",
+    baud: int | None = None,
+    tries: int = 3,
 ) -> RestoreResult:
-    """Write a dump's images back with ``fx`` over Xmodem, then read them back and compare."""
+    """Write a dump's images back with ``fx`` over Xmodem-128, each checked before
+    the next: ``ls`` must show exactly the padded size sent (larger: the loader's
+    receiver took a resent block 128 bytes later; the image is deleted and sent
+    again), then (``verify="full"``) the image is read back with ``d`` and compared.
+    A failed download is retried (``tries`` in all)."""
+    if verify not in VERIFY_MODES:
+        raise UsageError(f"--verify must be one of {', '.join(VERIFY_MODES)}")
     table, dumped = load_dump(dump_dir)
     t0 = time.monotonic()
     if images:
@@ -419,40 +553,26 @@ def restore(
     _plan_checks(todo, current, flash_size)
     done: list[RestoredImage] = []
     total = sum(len(d.data) for d in todo)
-    with Progress("restore", total, enabled=progress) as bar:
-        base = 0
-        for d in todo:
-            e = d.entry
-            try:
-                if any(c.number == e.number for c in current):
-                    con.run(f"del {e.number}", timeout=30.0)
-                size = len(d.data)
-                said = con.fx(e, d.data, lambda n, _t, b=base, s=size: bar.update(b + min(n, s)))
-            except (RecoveryError, TransportError) as err:
-                raise _interrupted_restore(err, e, done, dump_dir) from err
-            base += len(d.data)
-            done.append(RestoredImage(e.number, e.name, e.size, False, said.strip()[-200:]))
-    after = con.list_images()
-    by_number = {e.number: e for e in after}
-    with Progress("verify", total, enabled=progress) as bar:
-        base = 0
-        for d, r in zip(todo, done, strict=True):
-            e = d.entry
-            now = by_number.get(e.number)
-            if now is None or (now.base, now.exec_addr, now.name) != (e.base, e.exec_addr, e.name):
-                raise VerifyError(
-                    f"after fx the table shows {now.line() if now else 'no image'} for image "
-                    f"{e.number}, expected {e.line()}",
-                    flash_state=f"image {e.number} was written but is not listed as it was",
-                    hint="run the restore again; if it repeats, report it with the transcript",
-                )
-            _verify_image(con, d, bar, base)
-            base += len(d.data)
-            r.verified = True
+    try:
+        _raise_speed(con, baud)
+        with Progress("restore", total, enabled=progress) as bar:
+            base = 0
+            for d in todo:
+                e = d.entry
+                try:
+                    r = _restore_one(con, d, current, verify, tries, bar, base)
+                except (RecoveryError, TransportError) as err:
+                    raise _restore_failed(err, e, done, todo, current, dump_dir) from err
+                done.append(r)
+                base += len(d.data)
+        after = con.list_images()
+    finally:
+        _lower_speed(con)
     table_after = [e.line() for e in after]
     seconds = time.monotonic() - t0
+    how = "read back and compared" if verify == "full" else "size checked only (--verify size)"
     return RestoreResult(
-        message=f"restored and verified {len(done)} image(s) from {dump_dir} in {seconds:.1f} s\n"
+        message=f"restored {len(done)} image(s) from {dump_dir} in {seconds:.1f} s, each {how}\n"
         + "\n".join(table_after),
         dump_dir=str(dump_dir),
         images=done,
@@ -461,7 +581,83 @@ def restore(
     )
 
 
-def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> None:
+def _restore_one(
+    con: W90Console,
+    d: DumpImage,
+    current: list[ImageEntry],
+    verify: str,
+    tries: int,
+    bar: Progress,
+    base: int,
+) -> RestoredImage:
+    e = d.entry
+    sent = padded_length(len(d.data))
+    problems: list[str] = []
+    said = ""
+    for _attempt in range(tries):
+        table = con.list_images()
+        exists = any(c.number == e.number for c in table)
+        size = len(d.data)
+
+        def moved(n: int, _total: int, size: int = size) -> None:
+            bar.update(base + min(n, size))
+
+        try:
+            said = con.fx(e, d.data, moved, replace=exists)
+        except TransferFailed as err:
+            problems.append(err.message)
+            continue
+        now = next((c for c in con.list_images() if c.number == e.number), None)
+        if now is None or (now.base, now.exec_addr, now.name) != (e.base, e.exec_addr, e.name):
+            problems.append(f"after fx the table shows {now.line() if now else 'no image'}")
+            continue
+        if now.size != sent:
+            # xmodem.c advances its write offset before it checks the CRC: a block
+            # resent after a NAK lands 128 bytes later and the image grows
+            problems.append(
+                f"the loader stored 0x{now.size:X} bytes for 0x{sent:X} sent (a resent block "
+                "was stored after the bad one)"
+            )
+            con.run(f"del {e.number}", timeout=30.0)
+            continue
+        if verify == "full":
+            bad = _verify_image(con, d, bar, base)
+            if bad is not None:
+                problems.append(f"read back differs at 0x{bad:08X}")
+                continue
+        return RestoredImage(e.number, e.name, e.size, verify == "full", said.strip()[-200:])
+    raise VerifyError(
+        f"image {e.number} ({e.name}) could not be written and checked in {tries} tries: "
+        + "; ".join(problems[-3:]),
+        flash_state=f"image {e.number} may be missing or damaged",
+        hint="check the line and run the restore again",
+    )
+
+
+def _raise_speed(con: W90Console, baud: int | None) -> None:
+    """``baud``: a rate, or None for the fastest of the loader's list the port opens
+    (115200 when the prompt does not answer at the new rate)."""
+    rates = (baud,) if baud else LOADER_BAUDS
+    for rate in rates:
+        if rate == con.port.baud:
+            return
+        if con.set_speed(rate):
+            return
+        con.notify(f"the prompt did not answer at {rate} baud; staying at {con.port.baud}")
+
+
+def _lower_speed(con: W90Console) -> None:
+    """Leave the loader at 115200, where the next run looks for it."""
+    if con.port.baud == 115200:
+        return
+    try:
+        con.set_speed(115200)
+    except (RecoveryError, TransportError):
+        pass
+
+
+def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> int | None:
+    """Read the image back; the first differing address, or None."""
     e = d.entry
     for offset in range(0, e.size, PAGE_SIZE):
         want = d.data[offset : offset + PAGE_SIZE]
@@ -470,10 +666,6 @@ def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> No
         )
         if page[: len(want)] != want:
             bad = next(i for i in range(len(want)) if page[i] != want[i])
-            raise VerifyError(
-                f"image {e.number} ({e.name}) differs from {d.path.name} at "
-                f"0x{e.base + offset + bad:08X} after writing",
-                flash_state=f"image {e.number} is damaged in flash",
-                hint="run the restore again; if it repeats, the flash block may be worn out",
-            )
+            return e.base + offset + bad
         bar.update(base + offset + len(want))
+    return None

@@ -7,10 +7,11 @@ Formats, from shared/REFERENCE.md (W90P745 section) and seed 001:
   ``[%08X] %08X %08X - %08X %08X  <16 ascii>``. Each word is printed as a
   32-bit little-endian value, so the word ``E35009FC`` is the bytes
   ``FC 09 50 E3`` in memory; the ASCII column shows those bytes in memory
-  order with non-printable bytes as ``.``. The seed shows bytes 0x80-0xFF
-  and control bytes as ``.``; it shows no 0x20 byte, so a space byte is
-  accepted as either ``' '`` or ``'.'``.
-* ``ls -al`` prints ``Image: %d name:%s base:0x%08X size:0x%08X exec:0x%08X -flags``.
+  order. The loader's ``HYC_DumpAddress`` (WBLv1_1 ``shell/sh.c``) prints
+  ``.`` for a byte ``<= 0x20`` (space included) or ``> 0x7F`` and every
+  other byte as itself, **0x7F (DEL) included**: a page can carry a raw DEL.
+  The column is a cross-check: a ``.`` matches any byte <= 0x20 or > 0x7F.
+* ``ls -al`` prints ``Image:%2d name:%s base:0x%08X size:0x%08X exec:0x%08X -flags``.
 * The banner starts ``W90P745 Boot Loader [ Version ...`` and has a line
   ``Memory Size is 0x%X Bytes, Flash Size is 0x%X Bytes``.
 
@@ -54,11 +55,9 @@ class PageError(ValueError):
 
 
 def ascii_char_ok(byte: int, char: str) -> bool:
-    """Whether ``char`` is what the loader's ASCII column may show for ``byte``."""
-    if 0x21 <= byte <= 0x7E:
+    """Whether ``char`` is what the loader's ASCII column shows for ``byte``."""
+    if 0x21 <= byte <= 0x7F:
         return char == chr(byte)
-    if byte == 0x20:
-        return char in " ."
     return char == "."
 
 
@@ -176,7 +175,7 @@ class ImageEntry:
     def line(self) -> str:
         """The entry as ``ls -al`` prints it."""
         return (
-            f"Image: {self.number} name:{self.name} base:0x{self.base:08X} "
+            f"Image:{self.number:2d} name:{self.name} base:0x{self.base:08X} "
             f"size:0x{self.size:08X} exec:0x{self.exec_addr:08X} -{self.flags}"
         )
 
@@ -271,3 +270,54 @@ def parse_banner(text: str) -> LoaderInfo:
             elif line.strip():
                 in_config = False
     return LoaderInfo(version, revision, built, memory, flash, tuple(config))
+
+
+# -- the image footer (``tfooter``) ------------------------------------------------
+
+FOOTER_SIZE = 52
+FOOTER_SIGNATURE = 0xA0FFFF9F
+FLASH_BLOCK = 0x10000
+
+
+def loader_checksum(data: bytes) -> int:
+    """The loader's image and footer checksum (WBLv1_1 ``flash.c`` ``WriteImage``;
+    ``SetImageChecksum`` in the ATEN IPMI SDK's mkimage.c): the little-endian u32
+    words summed in 64 bits, folded once (``lo + hi``), complemented, 32 bits.
+    A last partial word is zero-padded."""
+    data = bytes(data) + b"\0" * (-len(data) % 4)
+    total = sum(int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4))
+    return ~((total & 0xFFFFFFFF) + (total >> 32)) & 0xFFFFFFFF
+
+
+def footer_address(base: int, size: int) -> int:
+    """Where the loader's ``WriteImage`` put the footer of an image: the last 52
+    bytes of the block the image ends in, or of the next block when fewer than
+    52 bytes are left (a whole-block image included)."""
+    size = -(-size // 4) * 4
+    last = base + (max(size, 1) - 1) // FLASH_BLOCK * FLASH_BLOCK
+    if FLASH_BLOCK - (base + size - last) < FOOTER_SIZE:
+        return last + 2 * FLASH_BLOCK - FOOTER_SIZE
+    return last + FLASH_BLOCK - FOOTER_SIZE
+
+
+@dataclass(frozen=True)
+class Footer:
+    number: int
+    base: int
+    length: int
+    load: int
+    exec_addr: int
+    name: str
+    image_checksum: int
+    flags: int
+
+
+def parse_footer(raw: bytes) -> Footer | None:
+    """The footer in 52 bytes, or None unless its signature and checksum are right."""
+    if len(raw) < FOOTER_SIZE:
+        return None
+    w = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, FOOTER_SIZE, 4)]
+    if w[10] != FOOTER_SIGNATURE or loader_checksum(raw[:48]) != w[12]:
+        return None
+    name = raw[20:36].split(b"\0", 1)[0].decode("latin-1")
+    return Footer(w[0], w[1], w[2], w[3], w[4], name, w[9], w[11])
