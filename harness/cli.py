@@ -184,6 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("hi3511", "w90p745", "xr872"):
+        # the engine's own parser: with --json every outcome is JSON, usage errors too
+        from recovery import cli as engine_cli
+
+        return engine_cli.main(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from recovery.errors import EXIT_USAGE, exit_codes_epilog
+from recovery.errors import EXIT_CODES, EXIT_USAGE, exit_codes_epilog
 from recovery.hi3511 import cli as hi3511_cli
 from recovery.jsonout import print_json
 from recovery.w90p745 import cli as w90p745_cli
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def wants_json(argv: Sequence[str]) -> bool:
+    """``--json`` (or an abbreviation argparse would accept) anywhere on the line."""
+    return any(len(a) >= 4 and "--json".startswith(a) for a in argv if a.startswith("--"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one engine command; return its exit code."""
     parser = build_parser()
@@ -64,10 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except _BadCommandLine as e:
-        if "--json" in argv:
+        if wants_json(argv):
             operation = " ".join(a for a in argv[:2] if not a.startswith("-"))
             print_json(
-                {"ok": False, "operation": operation, "message": str(e), "exit_code": EXIT_USAGE}
+                {
+                    "ok": False,
+                    "operation": operation,
+                    "message": str(e),
+                    "exit_code": EXIT_USAGE,
+                    "error": "UsageError",
+                    "flash_state": "untouched",
+                    "flash_status": {"state": "untouched", "ranges": [], "resume": None},
+                    "hint": f"{EXIT_CODES[EXIT_USAGE]}: see 'camrescue "
+                    f"{operation or 'BOARD COMMAND'} --help'",
+                }
             )
         return EXIT_USAGE
     except SystemExit as e:  # --help, --version
