@@ -51,7 +51,8 @@ def headers(img: bytes) -> list[dict]:
 def test_xr872_image_layout_and_checksums():
     img = fw.build_image(fw.xr872_sections(seed=3))
     hs = headers(img)
-    assert [h["offset"] for h in hs] == [0, 32768, 81920, 980 * 1024, 990 * 1024, 1015 * 1024]
+    # skylark SDK project/image_cfg/image.cfg
+    assert [h["offset"] for h in hs] == [0, 32768, 75 * 1024, 980 * 1024, 985 * 1024, 1017 * 1024]
     assert [h["id"] for h in hs] == [
         0xA5FF5A00, 0xA5FE5A01, 0xA5FD5A02, 0xA5FA5A05, 0xA5F95A06, 0xA5F85A07,
     ]  # fmt: skip
@@ -83,18 +84,29 @@ def test_builds_are_deterministic_per_seed():
     assert fw.xr872_flash(1) != fw.xr872_flash(2)
 
 
-def test_full_flash_has_sysinfo_with_identity():
+def test_full_flash_has_an_fdcm_sysinfo():
     mac = bytes.fromhex("fcee91a1b2c3")
-    flash = fw.xr872_flash(0, mac=mac)
+    flash = fw.xr872_flash(0, mac=mac, sta_ssid="home")
     assert len(flash) == fw.FLASH_SIZE
-    rec = flash[0xFF000 : 0xFF000 + 64]
-    assert rec[:4] == b"SYSI" and rec[4:6] == b"\x01\x00" and rec[8:14] == mac
-    assert rec[14] == 1 and rec[16:32] == b"XF16-B2C3".ljust(16, b"\0")
-    assert rec[48:64] == bytes(16)
-    assert cs16(rec) == 0xFFFF
-    assert flash[0xFF000 + 64 :] == b"\xff" * (0x1000 - 64)
-    ident = engine.parse_sysinfo(flash[fw.SYSINFO_OFFSET :])
-    assert ident == engine.Identity("fc:ee:91:a1:b2:c3", "XF16-B2C3")
+    area = flash[0xFF000:]
+    # fdcm.c header: id, bitmap_size (4087 // 1889 + 1 = 3), data_size 236
+    assert area[:8] == bytes.fromhex("a55a5aa5") + b"\x03\x00" + b"\xec\x00"
+    assert area[8:11] == b"\xfc\xff\xff"  # two slots used
+    second = area[11 + 236 : 11 + 472]
+    assert second[5:11] == mac and second[12:16] == b"home" and second[44] == 4
+    si = engine.parse_sysinfo(area)
+    assert si.valid and si.mac == "fc:ee:91:a1:b2:c3" and si.sta_ssid == "home"
+    assert si.slots_used == 2
+
+
+def test_sysinfo_variants_and_the_chipid_mac():
+    assert fw.xr872_flash(3)[0xFF000 + 11 + 5 : 0xFF000 + 11 + 11] == fw.chipid_mac(3)
+    assert fw.chipid_mac(3)[0] & 3 == 0 and fw.chipid_mac(3) != fw.chipid_mac(4)
+    assert fw.xr872_flash(3, sysinfo="blank")[0xFF000:] == b"\xff" * 0x1000
+    bad = engine.parse_sysinfo(fw.xr872_flash(3, sysinfo="corrupt")[0xFF000:])
+    assert not bad.valid and "FDCM" in bad.reason
+    with pytest.raises(ValueError):
+        fw.xr872_flash(3, sysinfo="other")
 
 
 def test_bricked_flash_keeps_the_units_sysinfo_and_tail():
@@ -161,8 +173,8 @@ def test_section_header_checksums_for_any_body(body, load):
 
 def test_sysinfo_rejects_bad_input():
     with pytest.raises(ValueError):
-        fw.sysinfo_blob(b"\x00" * 5, "x")
+        fw.sysinfo_record(b"\x00" * 5)
     with pytest.raises(ValueError):
-        fw.sysinfo_blob(b"\x00" * 6, "x" * 32)
+        fw.sysinfo_record(b"\x00" * 6, sta_ssid="x" * 33)
     with pytest.raises(ValueError):
         fw.build_image(fw.with_sections(fw.xr872_sections(), boot={"offset": 32768 - 100}))

@@ -15,19 +15,24 @@ Harness-side and independent: it shares no code with ``emulators/xr872`` or
   ``data_chksum`` is chosen so checksum16(body) + data_chksum == 0xFFFF.
 * XR872 layout (skylark SDK ``project/image_cfg/image.cfg``): boot at 0 K
   (load 0x00268000, entry 0x00268101), app at 32 K (0x00201000/0x00201101),
-  app_xip at 80 K (attr 0x2, no load address), wlan_bl 980 K, wlan_fw 990 K,
-  wlan_sdd 1015 K.
+  app_xip at 75 K (attr 0x2, no load address), wlan_bl 980 K, wlan_fw 985 K,
+  wlan_sdd 1017 K; image max_size 1020 K.
 * XR809 layout (XR809 SDK ``image.cfg``): boot at 0 K (0x00067000/0x00067101),
   app at 32 K (0x00010000/0x00010101), app_xip 153 K, net 233 K
   (load 0x60000000), net_ap 455 K, wlan_bl 707 K, wlan_fw 710 K, wlan_sdd 838 K.
 
-The system-info area (MAC address, AP name) follows the emulator's documented
-contract (docs/xr872-emulator.md); its layout is restated in
-:func:`sysinfo_blob`'s docstring.
+The sysinfo area (0xFF000, 4 KiB; SDK ``prj_conf_opt.h``) is the SDK's
+``struct sysinfo`` (``sysinfo.h``; 236 bytes, MAC at +5) kept by FDCM
+(``fdcm.c``): header {0xA55A5AA5, bitmap_size, data_size}, bitmap, slots. A
+unit's MAC under the SDK default source (CHIPID) comes from its chip id
+(``sysinfo.c``); the emulator's per-unit chip id is 16 bytes of SHA-256 of
+``xr872-chipid-<seed>`` (docs/xr872-emulator.md), restated here in
+:func:`chipid_mac`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import struct
 from dataclasses import dataclass, replace
@@ -118,12 +123,12 @@ def xr872_sections(seed: int = 0, *, app_size: int = 40_000, xip_size: int = 120
             _body(rng, app_size, b"XF16 camera app (XR872 skylark SDK)\0"),
         ),
         SectionSpec(
-            "app_xip", APP_XIP_ID, 80 * k, NO_ADDR, NO_ADDR,
+            "app_xip", APP_XIP_ID, 75 * k, NO_ADDR, NO_ADDR,
             _body(rng, xip_size, b"app_xip\0"), attribute=0x2,
         ),
         SectionSpec("wlan_bl", WLAN_BL_ID, 980 * k, NO_ADDR, NO_ADDR, _body(rng, 2_300, b"wlbl\0")),
-        SectionSpec("wlan_fw", WLAN_FW_ID, 990 * k, NO_ADDR, NO_ADDR, _body(rng, 24_000, b"wlfw\0")),
-        SectionSpec("wlan_sdd", WLAN_SDD_ID, 1015 * k, NO_ADDR, NO_ADDR, _body(rng, 1_900, b"sdd\0")),
+        SectionSpec("wlan_fw", WLAN_FW_ID, 985 * k, NO_ADDR, NO_ADDR, _body(rng, 24_000, b"wlfw\0")),
+        SectionSpec("wlan_sdd", WLAN_SDD_ID, 1017 * k, NO_ADDR, NO_ADDR, _body(rng, 1_900, b"sdd\0")),
     ]  # fmt: skip
 
 
@@ -158,53 +163,57 @@ def build_image(sections: list, version: int = IMAGE_VERSION) -> bytes:
     return bytes(out)
 
 
-# -- system info ------------------------------------------------------------------
-# The XF16 system-info record (docs/xr872-emulator.md): the last 4 KiB sector holds one
-# 64-byte little-endian record, the rest of the sector erased.
+# -- sysinfo (FDCM) -----------------------------------------------------------------
 SYSINFO_OFFSET = 0xFF000
 SYSINFO_SIZE = 0x1000
-SYSINFO_MAGIC = b"SYSI"
-SYSINFO_RECORD = 64
-WLAN_HOSTAP = 1
+SYSINFO_RECORD = 236
+FDCM_ID = 0xA55A5AA5
 
 
-def sysinfo_blob(mac: bytes, ap_name: str, *, wlan_mode: int = WLAN_HOSTAP) -> bytes:
-    """The 4 KiB system-info sector: at 0x00 magic ``SYSI``, 0x04 version u16 = 1,
-    0x06 checksum u16 (the record's checksum16 is 0xFFFF), 0x08 MAC[6] in transmission
-    order, 0x0E wlan mode u8, 0x0F reserved, 0x10 AP name[32] NUL padded (at most 31
-    characters), 0x30 16 reserved bytes; then 0xFF to the end of the sector."""
+def chipid_mac(seed: int) -> bytes:
+    """The MAC the SDK's CHIPID source gives the emulated unit ``seed``."""
+    cid = hashlib.sha256(f"xr872-chipid-{seed}".encode()).digest()[:16]
+    mac = bytearray(cid[i] ^ cid[i + 6] ^ cid[i + 12] for i in range(2))
+    mac += bytes(cid[i] ^ cid[i + 6] ^ cid[i + 10] for i in range(2, 6))
+    mac[0] &= 0xFC
+    return bytes(mac)
+
+
+def sysinfo_record(mac: bytes, *, sta_ssid: str = "", sta_psk: str = "") -> bytes:
+    """``struct sysinfo`` as ``sysinfo_default`` fills it (version 0, DHCP on, STA mode,
+    AP netif 192.168.51.1/24), with ``mac`` and optionally a station SSID/PSK."""
     if len(mac) != 6:
         raise ValueError("a MAC address is 6 bytes")
-    name = ap_name.encode("ascii")
-    if len(name) > 31:
-        raise ValueError("the AP name is at most 31 characters")
+    ssid, psk = sta_ssid.encode(), sta_psk.encode()
+    if len(ssid) > 32 or len(psk) > 64:
+        raise ValueError("an SSID is at most 32 bytes, a PSK at most 64")
     rec = bytearray(SYSINFO_RECORD)
-    rec[0:4] = SYSINFO_MAGIC
-    rec[4:6] = (1).to_bytes(2, "little")
-    rec[8:14] = mac
-    rec[14] = wlan_mode
-    rec[16 : 16 + len(name)] = name
-    rec[6:8] = ((0xFFFF - checksum16(bytes(rec))) & 0xFFFF).to_bytes(2, "little")
-    return bytes(rec) + b"\xff" * (SYSINFO_SIZE - SYSINFO_RECORD)
+    rec[4] = 1  # sta_use_dhcp
+    rec[5:11] = mac
+    rec[11] = 0  # WLAN_MODE_STA
+    rec[12 : 12 + len(ssid)] = ssid
+    rec[44] = len(ssid)
+    rec[45 : 45 + len(psk)] = psk
+    rec[224:236] = bytes([192, 168, 51, 1, 255, 255, 255, 0, 192, 168, 51, 1])
+    return bytes(rec)
 
 
-def default_identity(seed: int = 0) -> tuple[bytes, str]:
-    """A plausible per-unit identity: an XRadio-looking MAC and an AP name from it."""
-    rng = random.Random(f"xr872-id-{seed}")
-    mac = bytes([0xFC, 0xEE, 0x91]) + bytes(rng.getrandbits(8) for _ in range(3))
-    return mac, ap_name_for(mac)
-
-
-def ap_name_for(mac: bytes) -> str:
-    """The factory AP name: ``XF16-`` and the last two MAC bytes in upper-case hex."""
-    return "XF16-" + mac[4:].hex().upper()
+def sysinfo_area(*records: bytes) -> bytes:
+    """A 4 KiB FDCM area holding ``records`` in slots 0, 1, ... (the last one is current)."""
+    bsize = (SYSINFO_SIZE - 8 - 1) // (SYSINFO_RECORD * 8 + 1) + 1
+    out = bytearray(b"\xff" * SYSINFO_SIZE)
+    out[0:8] = struct.pack("<IHH", FDCM_ID, bsize, SYSINFO_RECORD)
+    bits = ~((1 << len(records)) - 1) & ((1 << (8 * bsize)) - 1)
+    out[8 : 8 + bsize] = bits.to_bytes(bsize, "little")
+    for k, rec in enumerate(records):
+        off = 8 + bsize + SYSINFO_RECORD * k
+        out[off : off + SYSINFO_RECORD] = rec
+    return bytes(out)
 
 
 def build_flash(
     image: bytes,
     *,
-    mac: bytes | None = None,
-    ap_name: str | None = None,
     sysinfo: bytes | None = None,
     base: bytes | None = None,
     size: int = FLASH_SIZE,
@@ -219,8 +228,6 @@ def build_flash(
     end = -(-len(image) // SECTOR) * SECTOR
     out[:end] = b"\xff" * end
     out[: len(image)] = image
-    if sysinfo is None and mac is not None:
-        sysinfo = sysinfo_blob(mac, ap_name or default_identity()[1])
     if sysinfo is not None:
         if len(image) > SYSINFO_OFFSET:
             raise ValueError("the image runs into the system-info area")
@@ -228,12 +235,30 @@ def build_flash(
     return bytes(out)
 
 
-def xr872_flash(seed: int = 0, *, mac: bytes | None = None, ap_name: str | None = None) -> bytes:
-    """A working XF16 camera's full 1 MiB flash."""
-    dmac, dname = default_identity(seed)
-    mac = mac if mac is not None else dmac
-    ap_name = ap_name if ap_name is not None else ap_name_for(mac)
-    return build_flash(build_image(xr872_sections(seed)), mac=mac, ap_name=ap_name)
+def xr872_flash(
+    seed: int = 0,
+    *,
+    mac: bytes | None = None,
+    sta_ssid: str = "",
+    sysinfo: str = "valid",
+) -> bytes:
+    """A working XF16 camera's full 1 MiB flash: the image and its sysinfo, whose first
+    record ``sysinfo_default`` saved (the MAC the SDK default CHIPID gives unit ``seed``,
+    or ``mac``); ``sta_ssid`` adds a second record as after a Wi-Fi setup.
+    ``sysinfo="blank"`` leaves the area erased, ``"corrupt"`` breaks its FDCM header."""
+    rec = sysinfo_record(mac if mac is not None else chipid_mac(seed))
+    records = [rec]
+    if sta_ssid:
+        records.append(sysinfo_record(rec[5:11], sta_ssid=sta_ssid, sta_psk=f"psk-{seed}"))
+    if sysinfo == "blank":
+        area = b"\xff" * SYSINFO_SIZE
+    elif sysinfo in ("valid", "corrupt"):
+        area = sysinfo_area(*records)
+        if sysinfo == "corrupt":
+            area = b"\x00" + area[1:]
+    else:
+        raise ValueError("sysinfo is valid, blank or corrupt")
+    return build_flash(build_image(xr872_sections(seed)), sysinfo=area)
 
 
 def bricked_flash(original: bytes, seed: int = 0) -> bytes:

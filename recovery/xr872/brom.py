@@ -1,45 +1,41 @@
 """The XRadio boot ROM ("BROM") UART protocol, host side: framing, checksums, a client.
 
-Sources (facts only): shared/REFERENCE.md (XR872 section) and the XRadio SDK
-headers and host tools that define the protocol (``cmd_header_t``,
-``cmd_ack_t``, ``cmd_seq_wr_t``, ``cmd_flash_*_t``, ``check_sum16``):
+Sources (facts only): shared/REFERENCE.md (XR872 section) and the host code
+that speaks the protocol, openshwprojects/BK7231GUIFlashTool
+``BK7231Flasher/Flashers/XRBaseFlasher.cs`` and ``XRRomFlasherBase.cs``:
 
-* Sync: the host sends ``0x55``; the ROM answers ``OK``. The vendor tools
-  retry the sync up to ~50 times and also accept ``KO``.
+* Sync: the host sends ``0x55``; the ROM answers ``OK`` (the only answer the
+  tools accept; REFERENCE.md's earlier ``KO`` has no source).
 * Every command and every response starts with a 12-byte header: magic
   ``BROM``, flags u8 (ERROR 0x01, ACK 0x02, CHECK 0x04, RETRY 0x08, EXE
-  0x10), a byte with the protocol version in its low nibble, checksum u16,
-  payload_len u32. Multi-byte fields are big-endian on the wire.
+  0x10), a byte (requests: 0, or 1 for READ4/WRITE4/SEQRD as the tool sends
+  it; responses: the BROM version, 2 or later on the XR872), checksum u16,
+  payload_len u32. Header fields, addresses, lengths and counts are
+  big-endian on the wire; MEMRW values are little-endian on the wire
+  (``BuildWrite32Packet``: ``WriteLe32(wire, 4, value)``; ``ReadXrMemory32``:
+  ``ReadLe32(payload)``).
 * checksum16: the sum of the little-endian 16-bit words of a buffer (an odd
-  trailing byte added alone), 16-bit wrap. The header checksum is computed
-  over the *pre-image* of the frame: header and payload with every
-  multi-byte field in little-endian (host) order, as the vendor host code
-  does (it fills the struct, sums it, then byte-swaps the fields for the
-  wire). Data bytes (memory or flash contents) are never swapped. With the
-  checksum field included the pre-image sums to 0xFFFF. The receiver checks
-  it only when the CHECK flag is set. A PhoenixMC capture of GET_FLASH_ID,
-  ``42 52 4F 4D 04 00 60 51 00 00 00 01 18``, confirms it: 0x6051 is the
-  complement of the pre-image sum, not of the sum over the bytes as sent.
-  (shared/REFERENCE.md says "as sent"; that disagrees with the capture.)
-* The payload starts with the command id, ``(group << 3) | key``; fields
-  follow packed (``#pragma pack(1)``), so ``addr`` sits at an odd offset.
-* A data checksum ``dcs`` (seq write, flash write) is ``~checksum16(data)``;
-  the data goes in a second transfer after the ROM acknowledged the command.
-* Responses: a header with ACK and, on error, the ERROR flag followed by one
-  error byte (UNKNOWNCMD 1, TIMEOUT 2, CHECKSUM 3, INVALID 4, NOMEM 5). A
-  read answers with ACK and ``payload_len`` bytes of data; with CHECK the
-  header and the data together sum to 0xFFFF.
-* SETUART: ``lcr`` holds the baud in its low 24 bits (the vendor tool puts 3
-  in bits 24..25: 8 data bits); after the ACK both sides switch and sync again.
+  trailing byte added alone), 16-bit wrap. The header checksum is the
+  complement of checksum16 over the *pre-image* of the frame: header and
+  payload with every field little-endian and the checksum field zero
+  (``BuildBromPacket``). Data bytes (memory or flash contents) are never
+  swapped. Check: GET_FLASH_ID is ``42 52 4F 4D 04 00 60 51 00 00 00 01 18``.
+* The payload starts with the command id, ``(group << 3) | key``: READ4 0x04,
+  WRITE4 0x05, SEQRD 0x08, SETUART 0x10 (``baud | 0x03000000``), REBOOT 0x12,
+  chip type 0x17 (one byte back), GETINFO 0x18 (3 JEDEC bytes, size
+  ``1 << third byte``), ERASE 0x19 (mode 0 = chip with no address, 1 = 4 KiB,
+  3 = 64 KiB, then the address), READ 0x1A / WRITE 0x1B (512-byte units;
+  WRITE adds ``dcs`` = ~checksum16(data) and is two-phase: ACK, raw data,
+  final ACK).
+* Errors: the ERROR flag and one byte: UNKNOWNCMD 1, TIMEOUT 2, CHECKSUM 3,
+  INVALID 4, NOMEM 5. After an acknowledged SETUART both sides switch and
+  sync again with 0x55/``OK``.
+* eFuse: 128 bytes read a 32-bit word at a time through the controller at
+  0x40043C40 (CTRL), 0x40043C60 (READ_VALUE), 0x40043C90 (TIMING)
+  (``ReadXrEfuse``/``ReadXrEfuseWord``).
 
-Facts from the published reverse engineering of PhoenixMC (as restated in
-docs/xr872-emulator.md, the emulator's wire contract): flash READ/WRITE
-address the flash in 512-byte ``sector`` units, at most 32 of them (16 KiB)
-per transfer; flash ERASE modes are 1 = 4 KiB, 2 = 32 KiB, 3 = 64 KiB,
-4 = chip; GETINFO answers with the 3 JEDEC id bytes (the capacity byte gives
-the size, 2**n bytes); a command payload longer than 64 bytes is refused
-with NOMEM; responses copy the request's CHECK flag. REBOOT is a bare
-command id, acknowledged before the reset.
+The host moves 4 KiB per read and at most 16 KiB per write (as the tools do)
+and erases before writing: the ROM never erases on its own.
 """
 
 from __future__ import annotations
@@ -55,7 +51,7 @@ MAGIC = b"BROM"
 HEADER = struct.Struct(">4sBBHI")
 HEADER_SIZE = HEADER.size  # 12
 SYNC_BYTE = b"\x55"
-SYNC_REPLIES = (b"OK", b"KO")
+SYNC_REPLIES = (b"OK",)
 PROTOCOL_VERSION = 0
 
 
@@ -94,6 +90,7 @@ class Cmd(IntEnum):
     REBOOT = cmd_id(2, 2)
     SETPC = cmd_id(2, 3)
     SETCKCS = cmd_id(2, 4)
+    CHIPTYPE = cmd_id(2, 7)
     FLASH_GETINFO = cmd_id(3, 0)
     FLASH_ERASE = cmd_id(3, 1)
     FLASH_READ = cmd_id(3, 2)
@@ -109,20 +106,34 @@ class ErrCode(IntEnum):
 
 
 class Erase(IntEnum):
-    """FLASH_ERASE ``erase_cmd``: the erase granularity (PhoenixMC's codes)."""
+    """FLASH_ERASE modes (XRRomFlasherBase.cs ``XR_ERASE_MODE_*``)."""
 
+    CHIP = 0
     SECTOR_4K = 1
-    BLOCK_32K = 2
     BLOCK_64K = 3
-    CHIP = 4
 
 
-ERASE_SIZE = {Erase.SECTOR_4K: 0x1000, Erase.BLOCK_32K: 0x8000, Erase.BLOCK_64K: 0x10000}
+ERASE_SIZE = {Erase.SECTOR_4K: 0x1000, Erase.BLOCK_64K: 0x10000}
 FLASH_UNIT = 512  # bytes per unit of FLASH_READ/FLASH_WRITE ``sector``/``num``
 MAX_FLASH_XFER = 0x4000  # 32 units per FLASH_READ/FLASH_WRITE
 MAX_CMD_PAYLOAD = 64
 ROM_BYTE_TIMEOUT = 1.0  # the ROM gives up on a frame or data phase after this much silence
 LCR_8N1 = 3 << 24
+TOOL_BAUDS = (9600, 115200, 921600, 1_000_000, 1_500_000, 3_000_000)  # XR809Flasher.cs
+
+# eFuse controller (XRRomFlasherBase.cs)
+EFUSE_BYTES = 128
+EFUSE_CTRL = 0x40043C40
+EFUSE_READ_VALUE = 0x40043C60
+EFUSE_TIMING = 0x40043C90
+EFUSE_CLK_GATE = 0x10000000
+EFUSE_INDEX_MASK = 0x00FF0000
+EFUSE_LOCK_MASK = 0x0000FF00
+EFUSE_UNLOCK = 0x0000AC00
+EFUSE_HW_BUSY = 0x4
+EFUSE_READ_START = 0x2
+EFUSE_PROG_START = 0x1
+EFUSE_TIMING_24_26M = 0x63321190
 
 
 # -- checksums ---------------------------------------------------------------------
@@ -231,7 +242,7 @@ def encode_request(r: Request, order: str = ">") -> bytes:
     if c in _RW_DATA:
         if len(r.data) != _RW_DATA[Cmd(c)]:
             raise ValueError(f"{Cmd(c).name} carries {_RW_DATA[Cmd(c)]} bytes")
-        return struct.pack(order + "BI", c, r.addr) + (r.data if order == ">" else r.data[::-1])
+        return struct.pack(order + "BI", c, r.addr) + r.data  # values little-endian both ways
     if c in (Cmd.SEQRD, Cmd.FLASH_READ):
         return struct.pack(order + "BII", c, r.addr, r.length)
     if c in (Cmd.SEQWR, Cmd.FLASH_WRITE):
@@ -241,8 +252,10 @@ def encode_request(r: Request, order: str = ">") -> bytes:
     if c in (Cmd.SETJTAG, Cmd.SETCKCS):
         return struct.pack(order + "BB", c, r.value)
     if c == Cmd.FLASH_ERASE:
+        if r.value == Erase.CHIP:
+            return bytes([c, r.value])  # the chip erase carries no address
         return struct.pack(order + "BBI", c, r.value, r.addr)
-    if c in (Cmd.REBOOT, Cmd.FLASH_GETINFO):
+    if c in (Cmd.REBOOT, Cmd.FLASH_GETINFO, Cmd.CHIPTYPE):
         return bytes([c])
     raise ValueError(f"unknown command id {c}")
 
@@ -261,6 +274,7 @@ _PAYLOAD_LEN = {
     Cmd.FLASH_ERASE: 6,
     Cmd.REBOOT: 1,
     Cmd.FLASH_GETINFO: 1,
+    Cmd.CHIPTYPE: 1,
 }
 
 
@@ -274,6 +288,8 @@ def decode_request(payload: bytes) -> Request:
         raise ValueError("empty payload")
     c = payload[0]
     want = _PAYLOAD_LEN.get(c)  # type: ignore[call-overload]
+    if c == Cmd.FLASH_ERASE and len(payload) == 2 and payload[1] == Erase.CHIP:
+        want = 2
     if want is None:
         raise ValueError(f"unknown command id {c}")
     if len(payload) != want:
@@ -293,6 +309,8 @@ def decode_request(payload: bytes) -> Request:
     if c in (Cmd.SETJTAG, Cmd.SETCKCS):
         return Request(c, value=payload[1])
     if c == Cmd.FLASH_ERASE:
+        if len(payload) == 2:
+            return Request(c, value=payload[1])
         _, e, a = struct.unpack(">BBI", payload)
         return Request(c, addr=a, value=e)
     return Request(c)
@@ -520,6 +538,44 @@ class BromClient:
         raise last
 
     # -- operations --------------------------------------------------------------
+    def read32(self, addr: int) -> int:
+        """READ4: the 32-bit word at ``addr`` (little-endian on the wire)."""
+        return int.from_bytes(self.command(Request(Cmd.READ4, addr=addr), expect=4), "little")
+
+    def write32(self, addr: int, value: int) -> None:
+        self.command(
+            Request(Cmd.WRITE4, addr=addr, data=(value & 0xFFFFFFFF).to_bytes(4, "little"))
+        )
+
+    def read_efuse(self) -> bytes:
+        """The 128 eFuse bytes, word by word, the way BK7231GUIFlashTool's ReadXrEfuse does."""
+        self.write32(EFUSE_TIMING, EFUSE_TIMING_24_26M)
+        out = bytearray()
+        for word in range(EFUSE_BYTES // 4):
+            base = self.read32(EFUSE_CTRL) | EFUSE_CLK_GATE
+            base &= ~(EFUSE_INDEX_MASK | EFUSE_LOCK_MASK | EFUSE_READ_START | EFUSE_PROG_START)
+            try:
+                self.write32(EFUSE_CTRL, base)
+                self.write32(EFUSE_CTRL, base | (word * 4) << 16 | EFUSE_UNLOCK | EFUSE_READ_START)
+                for _ in range(50):
+                    if not self.read32(EFUSE_CTRL) & (EFUSE_READ_START | EFUSE_HW_BUSY):
+                        break
+                else:
+                    raise BromError(f"the eFuse controller stayed busy reading word {word}")
+                out += self.read32(EFUSE_READ_VALUE).to_bytes(4, "little")
+            finally:
+                idle = base & ~(EFUSE_CLK_GATE | EFUSE_INDEX_MASK | EFUSE_LOCK_MASK)
+                self.write32(EFUSE_CTRL, idle & ~(EFUSE_READ_START | EFUSE_PROG_START))
+        return bytes(out)
+
+    def chip_type(self) -> int | None:
+        """Command 0x17 (one byte), or None if the ROM refuses it."""
+        try:
+            p = self.command(Request(Cmd.CHIPTYPE), expect=None)
+        except BromError:
+            return None
+        return p[0] if p else None
+
     def read_mem(self, addr: int, n: int) -> bytes:
         return self.command(Request(Cmd.SEQRD, addr=addr, length=n), expect=n)
 
@@ -566,10 +622,8 @@ class BromClient:
         self.command(Request(Cmd.FLASH_ERASE, addr=addr, value=int(kind)))
 
     def set_uart(self, baud: int, sync_attempts: int = 10) -> bool:
-        """SETUART to ``baud``, switch the host, sync. False if the new rate does not sync.
-
-        On False the caller may try :meth:`recover_baud` to get back to a known rate.
-        """
+        """SETUART to ``baud``, switch the host, sync. False if the new rate does not sync
+        (the ROM acknowledged and switched: the caller decides how to get back)."""
         self.command(Request(Cmd.SETUART, value=LCR_8N1 | (baud & 0xFFFFFF)))
         self.link.set_baud(baud)
         return self.sync(attempts=sync_attempts, wait=0.1)

@@ -18,7 +18,6 @@ from typing import Any
 from recovery.cliutil import (
     add_output_options,
     add_port_options,
-    baud_rate,
     parse_int,
     progress_enabled,
     run_operation,
@@ -26,23 +25,37 @@ from recovery.cliutil import (
 )
 from recovery.errors import BootError, UsageError, exit_codes_epilog
 from recovery.xr872.driver import (
-    BAUD_LADDER,
-    DEFAULT_PASSWORD,
-    DEFAULT_USER,
+    DEFAULT_BAUD,
     ROM_BAUD,
+    TOOL_BAUDS,
     BootCheck,
     Options,
 )
 from recovery.xr872.operations import WRITE_UNIT, WriteResult, clone, dump, info, write
 
 
+def tool_baud(text: str) -> int:
+    """An argparse type: one of the six rates the XRadio tools use."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = -1
+    if value not in TOOL_BAUDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the XR872 ROM is only known to do the rates the tools use "
+            f"({', '.join(map(str, TOOL_BAUDS))}); what it does with others is unknown"
+        )
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     add_port_options(p, baud=ROM_BAUD)
     add_output_options(p)
     p.add_argument(
-        "--max-baud", type=baud_rate, default=BAUD_LADDER[0],
-        help="fastest rate to raise the link to with SETUART (default 3000000; 115200 "
-        "keeps the link where it is)",
+        "--max-baud", type=tool_baud, default=DEFAULT_BAUD,
+        help="rate to raise the link to with SETUART: 921600 (default), 1000000, 1500000 "
+        "or 3000000 (many USB-TTL adapters fail above 921600); 115200 keeps the link "
+        "where it is",
     )  # fmt: skip
     p.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for an answer")
     p.add_argument("--retries", type=int, default=4, help="retries of a corrupted exchange")
@@ -54,8 +67,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         "--settle", type=float, default=0.5,
         help="seconds the line must be quiet before the engine types anything (0.5)",
     )  # fmt: skip
-    p.add_argument("--user", default=DEFAULT_USER, help="firmware console login (admin)")
-    p.add_argument("--password", default=DEFAULT_PASSWORD, help="console password (xf16cam)")
     p.add_argument("--chunk", type=parse_int, default=0x1000, help="bytes per read (4k)")
     p.add_argument(
         "--verify", choices=("auto", "twice", "none"), default="auto",
@@ -69,7 +80,7 @@ def _options(a: argparse.Namespace) -> Options:
         raise UsageError(f"--chunk must be a positive multiple of {WRITE_UNIT} bytes")
     return Options(
         port=a.port, baud=a.baud, max_baud=a.max_baud, timeout=a.timeout, retries=a.retries,
-        transcript=a.transcript, user=a.user, password=a.password, chunk=a.chunk,
+        transcript=a.transcript, chunk=a.chunk,
         verify=a.verify, boot_wait=a.boot_wait, settle=a.settle, progress=progress_enabled(a),
     )  # fmt: skip
 
@@ -86,7 +97,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     sp = p.add_subparsers(dest="xr872_command", required=True, metavar="ACTION")
     _sub = {"epilog": exit_codes_epilog(), "formatter_class": argparse.RawDescriptionHelpFormatter}
 
-    q = sp.add_parser("info", **_sub, help="chip, flash id/size, image sections, MAC and AP name")
+    q = sp.add_parser(
+        "info", **_sub, help="chip, flash id/size, image sections, eFuse and sysinfo MACs"
+    )
     _add_common(q)
     _add_reboot(q)
     q.set_defaults(func=_cli_info)
@@ -105,12 +118,10 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     q.set_defaults(func=_cli_write)
 
     q = sp.add_parser(
-        "clone", **_sub, help="write a donor's dump, keeping this unit's MAC and AP name"
+        "clone", **_sub, help="write a donor's dump, keeping this unit's own sysinfo and data"
     )
     _add_common(q)
     q.add_argument("--from", dest="donor", required=True, help="the donor's 1 MiB dump")
-    q.add_argument("--mac", help="this unit's MAC, if its flash no longer holds it")
-    q.add_argument("--ap-name", help="this unit's AP name, if its flash no longer holds it")
     _add_write_options(q)
     q.set_defaults(func=_cli_clone)
     return p
@@ -135,6 +146,11 @@ def _add_write_options(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--no-reboot", dest="reboot", action="store_false", default=True,
         help="do not reboot after writing",
+    )  # fmt: skip
+    q.add_argument(
+        "--take-donor-data", action="store_true",
+        help="also write the image's sysinfo (MAC, Wi-Fi settings) and other data outside "
+        "its image, instead of keeping this unit's own",
     )  # fmt: skip
 
 
@@ -184,9 +200,16 @@ def _cli_info(a: argparse.Namespace) -> int:
                 f"0x{sec['load_addr']:08x}{'' if sec['header_ok'] else '  BAD HEADER'}"
             )
         lines += [f"  problem: {p}" for p in f["problems"]]
-        ident = f["identity"]
-        lines.append(f"MAC       {ident['mac']}" if ident else "MAC       (no valid record)")
-        lines.append(f"AP name   {ident['ap_name']}" if ident else "")
+        si, ef = f["sysinfo"], link["efuse"]
+        if ef:
+            lines.append(f"eFuse     chip id {ef['chip_id']}")
+            lines.append(f"          eFuse MAC {ef['efuse_mac'] or '(none)'}, "
+                         f"chip-id MAC {ef['chipid_mac']} (the SDK default source)")  # fmt: skip
+        lines.append(
+            f"sysinfo   MAC {si['mac']} (record {si['slots_used']} of its FDCM area)"
+            if si["valid"]
+            else f"sysinfo   not valid: {si['reason']} (the firmware rebuilds it at boot)"
+        )
         if f["boot"]:
             lines.append(_boot_text(f["boot"]))
         return "\n".join(x for x in lines if x)
@@ -222,7 +245,7 @@ def _cli_write(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = write(
             _options(a), a.image, force=a.force, backup=a.backup, no_backup=a.no_backup,
-            reboot=a.reboot, log=_logger(a),
+            take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
         )  # fmt: skip
         return _check_boot(_facts(r, _write_message(r)), r.boot)
 
@@ -233,12 +256,14 @@ def _cli_clone(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = clone(
             _options(a), a.donor, force=a.force, backup=a.backup, no_backup=a.no_backup,
-            mac=a.mac, ap_name=a.ap_name, reboot=a.reboot, log=_logger(a),
+            take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
         )  # fmt: skip
-        msg = (
-            f"donor identity   MAC {r.donor.mac}  AP {r.donor.ap_name}\n"
-            f"this unit keeps  MAC {r.unit.mac}  AP {r.unit.ap_name}\n" + _write_message(r.write)
-        )
+        kept = (
+            "this unit's sysinfo " + r.write.sysinfo
+            + (f", {len(r.kept_sectors)} more sector(s) of its own data kept" if r.kept_sectors
+               else "")
+        )  # fmt: skip
+        msg = f"{kept}\n" + _write_message(r.write) + f"\nMAC: {r.mac.text}"
         return _check_boot(_facts(r, msg), r.write.boot)
 
     return run_operation(a, "xr872 clone", run)

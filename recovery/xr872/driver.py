@@ -1,46 +1,55 @@
 """One connection to an XR872's boot ROM: getting there, the baud, verified reads, reboot.
 
-The engine talks to the XRadio boot ROM's UART protocol (recovery.xr872_brom),
-the one PhoenixMC speaks. Getting there (shared/REFERENCE.md, seed 002):
+The engine talks to the XRadio boot ROM's UART protocol (recovery/xr872/brom.py),
+the one PhoenixMC and BK7231GUIFlashTool speak. Getting there, as those tools
+do (shared/REFERENCE.md; BK7231GUIFlashTool ``XRBaseFlasher.cs``
+``TryEnterDownloadModeByUpgradeCommand`` and ``Sync``; SDK ``cmd_upgrade.c``):
 
-* A unit whose image does not verify, or whose boot pins are strapped, sits in
-  the ROM's UART mode (recovery mode): 0x55 is answered with ``OK``.
-* A working unit runs its firmware console at 115200; ``upgrade`` drops it
-  into the ROM, so no pins are needed (log in first when it asks: the XF16
-  console's defaults are ``admin``/``xf16cam``, options ``--user/--password``).
-* Otherwise the user has to strap PB02/PB03 to GND and power-cycle.
+* At 115200 the engine sends ``\\n``, ``upgrade``, ``\\n\\0`` blind (no login,
+  no prompt awaited): a running firmware console answers ``<ACK> 200 OK`` and
+  reboots into the ROM's UART download mode. A unit already in the ROM
+  ignores those bytes (none is 0x55).
+* Sync: 0x55, answered ``OK``.
+* Otherwise the documented fallback: PB02 and PB03 to GND, then power-cycle.
 
-Then, as the vendor tool does, the baud is raised with SETUART to the fastest
-rate that syncs (3000000, 1500000, 921600; else it stays at 115200).
+Then GET_FLASH_ID and the eFuse bytes (READ4/WRITE4 at the eFuse controller,
+as ``XRRomFlasherBase.cs`` reads them), then one SETUART to the chosen rate:
+921600 by default (BK7231GUIFlashTool's default; phoenixMC's Linux
+settings.ini), 1000000/1500000/3000000 only when asked with ``--max-baud``
+(cheap USB-TTL adapters often fail above 921600). The host port is tried at
+the new rate first: an adapter that refuses it is a clear error before SETUART.
+When SETUART is acknowledged but the new rate does not sync, the engine syncs
+again at the new rate, then at 115200, and then says exactly what to do.
 
 After a write, :meth:`Session.reboot_and_check` reboots the unit and listens at
-115200: a firmware banner (or a console that answers Enter) means it booted, a
-ROM that answers the sync means it is back in recovery mode.
+115200 for the SDK boot log (``platform_init.c``): ``XRADIO Skylark SDK`` and
+the ``mac address:`` block with its ``efuse:`` and ``in use:`` lines; a
+console that answers Enter with ``$ `` means it booted too; a ROM that answers
+the sync means it is back in recovery mode.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import serial
 
 from recovery.errors import ConsoleError, DeviceError
 from recovery.progress import Progress
 from recovery.transport import Port, TransportError
 from recovery.xr872 import brom
-from recovery.xr872.image import FLASH_SIZE
+from recovery.xr872.image import FLASH_SIZE, Efuse, decode_efuse
 
 ROM_BAUD = 115200
-BAUD_LADDER = (3_000_000, 1_500_000, 921_600)
+DEFAULT_BAUD = 921_600
+TOOL_BAUDS = brom.TOOL_BAUDS
+UPGRADE_PREAMBLE = b"\nupgrade\n\x00"  # XRBaseFlasher.TryEnterDownloadModeByUpgradeCommand
 
-DEFAULT_USER = "admin"
-DEFAULT_PASSWORD = "xf16cam"
-LOGIN_RE = r"(?i)login: ?$"
-PASSWORD_RE = r"(?i)password: ?$"
-PROMPT_RE = r"[#$>] $"
-INCORRECT_RE = r"(?i)(login incorrect|denied|failed)"
-BANNER_RE = r"(XRadio IoT WLAN SDK|(?i:login:) ?$)"
+PROMPT_RE = r"\$ $"
+BANNER_RE = r"XRADIO Skylark SDK"
+MAC_BLOCK_RE = r"mac address:\r?\n\s+efuse\s*: ([0-9a-f:]{17})\r?\n\s+in use\s*: ([0-9a-f:]{17})"
 
 STRAP_HELP = (
     "put the XR872 into its UART recovery mode by hand: power it off, connect PB02 and "
@@ -57,12 +66,10 @@ class Options:
 
     port: str
     baud: int = ROM_BAUD
-    max_baud: int = BAUD_LADDER[0]
+    max_baud: int = DEFAULT_BAUD
     timeout: float = 2.0
     retries: int = 4
     transcript: str | None = None
-    user: str = DEFAULT_USER
-    password: str = DEFAULT_PASSWORD
     check: bool = True
     chunk: int = 0x1000
     verify: str = "auto"  # auto: the ROM's checksum, else read twice | twice | none
@@ -80,6 +87,8 @@ class LinkInfo:
     flash_size: int
     retries: int = 0  # exchanges repeated after a corrupted frame or a ROM error
     rereads: int = 0  # chunks read again to compare
+    chip_type: int | None = None  # the ROM's answer to command 0x17
+    efuse: Efuse | None = None  # None when the ROM would not give the eFuse words
 
 
 @dataclass
@@ -87,6 +96,8 @@ class BootCheck:
     state: str  # booted | recovery mode | silent
     booted: bool
     output: str = ""
+    mac_efuse: str | None = None  # the boot log's "efuse:" line
+    mac_in_use: str | None = None  # the boot log's "in use:" line (None: not seen)
 
 
 class Session:
@@ -106,6 +117,9 @@ class Session:
         self.rereads = 0
         self.state = "untouched (only read)"  # what the flash holds, for error messages
         self.restore_hint = ""
+        self.chip_type: int | None = None
+        self.efuse: Efuse | None = None
+        self.heard = ""  # what the firmware printed while the engine got into the ROM
 
     def __enter__(self) -> Session:
         try:
@@ -126,7 +140,7 @@ class Session:
             if self.client and self.baud != ROM_BAUD and self.entered_via and not self.rebooted:
                 try:
                     self.client.retries = 0
-                    self.client.set_uart(ROM_BAUD)
+                    self.client.set_uart(ROM_BAUD, sync_attempts=3)
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     pass
         finally:
@@ -137,20 +151,26 @@ class Session:
         assert self.flash and self.client
         return LinkInfo(
             self.opts.port, self.entered_via, self.fast_baud, self.flash.jedec_hex,
-            self.flash.size, self.client.stats.retries, self.rereads,
+            self.flash.size, self.client.stats.retries, self.rereads, self.chip_type, self.efuse,
         )  # fmt: skip
 
     # -- getting into the ROM ------------------------------------------------------
     def enter(self) -> None:
-        """Reach the ROM, raise the baud, read the flash id."""
+        """Reach the ROM, read the flash id and the eFuse, raise the baud."""
         assert self.port and self.client
         self.entered_via = self._enter_rom()
         self.log(f"in the boot ROM (via {self.entered_via}) at {self.port.baud} baud")
-        self.baud = self.fast_baud = self._raise_baud()
         self.flash = self._call(self.client.flash_info)
         if not self.flash.size:
             self.log(f"unknown capacity in JEDEC id {self.flash.jedec_hex}; assuming 1 MiB")
             self.flash.size = FLASH_SIZE
+        self.chip_type = self.client.chip_type()
+        try:
+            self.efuse = decode_efuse(self.client.read_efuse())
+        except brom.BromError as e:
+            self.log(f"could not read the eFuse through the ROM ({e})")
+            self.client.resync()
+        self.baud = self.fast_baud = self._raise_baud()
         self.log(
             f"flash JEDEC id {self.flash.jedec_hex}, {self.flash.size // 1024} KiB; "
             f"link at {self.baud} baud"
@@ -161,30 +181,27 @@ class Session:
         assert port and client
         # a booting unit prints its log: let it finish before typing anything
         heard = port.drain_input(quiet=self.opts.settle, limit=4.0)
-        if _looks_like_text(heard) and self._console_upgrade(heard.decode("latin-1")):
-            return "console"
-        port.write(brom.SYNC_BYTE)
-        reply = client.read_reply(0.3)
-        if any(reply.endswith(r) for r in brom.SYNC_REPLIES):
-            return "recovery mode"
-        heard += reply
-        if _looks_like_text(reply) and self._console_upgrade(reply.decode("latin-1")):
-            return "console"
-        if client.sync(attempts=4, wait=0.2):
-            return "recovery mode"
-        if self._console_upgrade(""):
-            return "console"
-        for rate in BAUD_LADDER:  # an interrupted earlier run may have left it raised
-            port.set_baud(rate)
+        port.write(UPGRADE_PREAMBLE)  # blind, as the tools do
+        heard += port.drain_input(quiet=0.12, limit=1.0)
+        text = heard.decode("latin-1")
+        self.heard = text
+        if client.sync(attempts=10, wait=0.2):
+            port.clear_buffer()
+            via = "console" if "<ACK> 200 OK" in text else "recovery mode"
+            if via == "console":
+                self.log("the firmware console took 'upgrade'")
+            return via
+        for rate in TOOL_BAUDS:  # an interrupted earlier run may have left it raised
+            if rate <= ROM_BAUD or not self._host_rate_ok(rate):
+                continue
             if client.sync(attempts=2, wait=0.1):
                 self.log(f"the ROM was still at {rate} baud from an earlier run")
                 self.baud = rate
                 return "recovery mode"
-        port.set_baud(self.opts.baud)
-        heard += port.drain_input(quiet=0.05, limit=0.3)
+        self._set_host_baud(self.opts.baud)
         msg = (
-            f"no XR872 boot ROM on {self.opts.port}: 0x55 was not answered with OK and no "
-            f"firmware console answered at {self.opts.baud} baud."
+            f"no XR872 boot ROM on {self.opts.port}: 0x55 was not answered with OK, and "
+            f"'upgrade' sent at {self.opts.baud} baud did not start it."
         )
         hint = STRAP_HELP
         if heard and not _looks_like_text(heard):
@@ -193,96 +210,85 @@ class Session:
                 f"the XR872 ROM and console talk at {ROM_BAUD} baud: rerun with --baud "
                 f"{ROM_BAUD}; if that fails too, " + STRAP_HELP
             )
-        elif not heard:
+        elif "<ACK> 200 OK" in text:
+            msg += " The firmware console answered 'upgrade' but the ROM did not answer after."
+            hint = "power-cycle the unit and run the command again, or " + STRAP_HELP
+        elif heard:
+            msg += f" The unit printed text but did not take 'upgrade' ({text.strip()[-60:]!r})."
+        else:
             msg += " Nothing at all came back."
         raise ConsoleError(msg, flash_state=UNTOUCHED, hint=hint)
 
-    def _console_upgrade(self, heard: str) -> bool:
-        """Log in if asked, type ``upgrade``, and sync with the ROM it starts.
+    def _set_host_baud(self, rate: int) -> None:
+        """Switch the host's adapter; pyserial's refusal becomes a TransportError."""
+        assert self.port
+        old = self.port.baud
+        try:
+            self.port.set_baud(rate)
+        except (serial.SerialException, ValueError, OSError) as e:
+            self.port.baud = old
+            try:
+                self.port.ser.baudrate = old
+            except (serial.SerialException, ValueError, OSError):
+                pass
+            raise TransportError(f"the serial adapter refuses {rate} baud: {e}") from e
 
-        ``heard`` is what the unit printed so far: when it ends with a prompt we
-        answer it; otherwise we wait for one, then press Enter. Bytes typed too
-        early (our 0x55 probe, or Enter during the boot log) end up as a junk
-        login: it is answered with an empty password and the login is tried once
-        more before the console counts as refusing the credentials."""
-        port, client = self.port, self.client
-        assert port and client
-        patterns = [LOGIN_RE, PASSWORD_RE, PROMPT_RE, INCORRECT_RE]
-        wait = min(2.0, max(0.5, self.opts.timeout))
-        tail = heard.rstrip("\r\n")[-80:] if heard.endswith((" ", ":", "$", "#", ">")) else ""
-        i = next((k for k, p in enumerate(patterns[:3]) if re.search(p, tail)), None)
-        port.clear_buffer()
-        if i is None:
-            if heard:
-                try:  # the log may still be coming
-                    i = port.expect(patterns, timeout=wait)
-                except TransportError:
-                    i = None
-            if i is None:
-                port.sendline("")
-        sent_user = sent_password = False
-        refusals = 0
-        for _ in range(8):
-            if i is None:
-                try:
-                    i = port.expect(patterns, timeout=wait)
-                except TransportError:
-                    return False
-            if i == 0:
-                port.sendline(self.opts.user)
-                sent_user, sent_password = True, False
-            elif i == 1:
-                port.sendline(self.opts.password if sent_user else "")
-                sent_password = sent_user
-            elif i == 3:
-                refusals += sent_password
-                if refusals >= 2:
-                    raise ConsoleError(
-                        f"the firmware console refused the login (user {self.opts.user!r})",
-                        flash_state=UNTOUCHED,
-                        hint="give the right --user/--password, or " + STRAP_HELP,
-                    )
-                sent_user = sent_password = False
-            else:
-                break
-            i = None
-        else:
+    def _host_rate_ok(self, rate: int) -> bool:
+        try:
+            self._set_host_baud(rate)
+        except TransportError:
             return False
-        self.log("firmware console found: typing 'upgrade'")
-        port.sendline("upgrade")
-        if client.sync(attempts=30, wait=0.1):
-            port.clear_buffer()
-            return True
-        raise ConsoleError(
-            "the firmware console took 'upgrade' but the boot ROM did not answer the sync",
-            flash_state=UNTOUCHED,
-            hint="power-cycle the unit and try again, or " + STRAP_HELP,
-        )
+        return True
 
     def _raise_baud(self) -> int:
+        """One SETUART to ``max_baud`` (the tools' way); see the module docstring."""
         assert self.port and self.client
-        current = self.port.baud
-        for rate in BAUD_LADDER:
-            if rate > self.opts.max_baud or rate <= current:
-                continue
-            try:
-                ok = self.client.set_uart(rate)
-            except brom.BromError as e:
-                self.log(f"the ROM refused {rate} baud ({e})")
-                self.client.resync()
-                continue
-            if ok:
-                return rate
-            self.log(f"no sync at {rate} baud; back to {current}")
-            self.port.set_baud(current)
-            if not self.client.sync(attempts=5, wait=0.1):
-                raise DeviceError(
-                    f"the ROM switched to {rate} baud and then answered neither at {rate} "
-                    f"nor at {current}",
-                    flash_state=UNTOUCHED,
-                    hint=f"power-cycle the unit and rerun with --max-baud {current}",
-                )
-        return self.port.baud
+        current, rate = self.port.baud, self.opts.max_baud
+        if rate == current:
+            return current
+        # try the host side first: an adapter that refuses the rate stops us before SETUART
+        try:
+            self._set_host_baud(rate)
+            self._set_host_baud(current)
+        except TransportError as e:
+            raise ConsoleError(
+                f"{e} (the unit was not told to change its rate; it is still at {current} baud)",
+                flash_state=UNTOUCHED,
+                hint=f"run again with --max-baud {DEFAULT_BAUD} (most USB-TTL adapters do it) "
+                f"or --max-baud {ROM_BAUD}",
+            ) from e
+        try:
+            self.client.command(
+                brom.Request(brom.Cmd.SETUART, value=brom.LCR_8N1 | (rate & 0xFFFFFF))
+            )
+        except brom.BromError as e:
+            self.log(f"the ROM refused {rate} baud ({e}); staying at {current}")
+            self.client.resync()
+            return current
+        self._set_host_baud(rate)
+        if self.client.sync(attempts=10, wait=0.1):
+            return rate
+        self.log(f"SETUART {rate} was acknowledged but the ROM does not answer at {rate}")
+        if self.client.sync(attempts=10, wait=0.2):
+            return rate
+        self._set_host_baud(ROM_BAUD)
+        if self.client.sync(attempts=5, wait=0.2):
+            self.log(f"the ROM answers at {ROM_BAUD} again; staying there")
+            return ROM_BAUD
+        again = (
+            "the engine types 'upgrade' for you again"
+            if self.entered_via == "console"
+            else "strap PB02/PB03 to GND again if the unit has no working firmware"
+        )
+        raise DeviceError(
+            f"the ROM acknowledged the switch to {rate} baud, but it answers neither at {rate} "
+            f"nor at {ROM_BAUD}: your USB-TTL adapter does not really do {rate} baud. The "
+            f"ROM stays at {rate} until it is reset",
+            flash_state=UNTOUCHED,
+            hint=f"power-cycle the unit (its ROM starts again at {ROM_BAUD}; {again}), then run "
+            f"the same command with --max-baud {DEFAULT_BAUD if rate > DEFAULT_BAUD else ROM_BAUD}"
+            + (f" (or --max-baud {ROM_BAUD}, the safest)" if rate > DEFAULT_BAUD else ""),
+        )
 
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
@@ -341,32 +347,39 @@ class Session:
 
     # -- reboot ----------------------------------------------------------------------
     def reboot_and_check(self) -> BootCheck:
-        """REBOOT, then listen at 115200: a firmware banner (or a console that answers
-        Enter) means it booted; a ROM that answers the sync means recovery mode."""
+        """REBOOT, then listen at 115200 for the SDK boot log and its ``mac address:``
+        block; a console that answers Enter with ``$ `` booted too; a ROM that answers the
+        sync means recovery mode."""
         assert self.port and self.client
         self._call(self.client.reboot)
         self.rebooted = True
-        self.port.set_baud(ROM_BAUD)
+        self._set_host_baud(ROM_BAUD)
         self.baud = ROM_BAUD
         self.port.clear_buffer()
         try:
             self.port.expect([BANNER_RE], timeout=self.opts.boot_wait)
-            text = (self.port.before + self.port.match.group(0))[-400:]
-            return BootCheck("booted", True, text.strip())
+            seen = self.port.match.group(0)
+            try:
+                self.port.expect([MAC_BLOCK_RE], timeout=max(1.0, self.opts.boot_wait / 2))
+                m = self.port.match
+                text = (seen + self.port.before + m.group(0))[-600:]
+                return BootCheck("booted", True, text.strip(), m.group(1), m.group(2))
+            except TransportError:
+                return BootCheck("booted", True, (seen + self.port.pending_text()).strip()[-600:])
         except TransportError:
             heard = self.port.pending_text()
-        # the banner may have gone by while the host was still at the raised baud:
-        # a running firmware answers Enter with a prompt, the ROM ignores it
+        # the log may have gone by while the host was still at the raised baud:
+        # the SDK console answers a line with "$ ", the ROM ignores it
         self.port.clear_buffer()
         self.port.sendline("")
         try:
-            self.port.expect([LOGIN_RE, PASSWORD_RE, PROMPT_RE], timeout=1.0)
-            return BootCheck("booted", True, (heard + self.port.before).strip()[-400:])
+            self.port.expect([PROMPT_RE], timeout=1.0)
+            return BootCheck("booted", True, (heard + self.port.before).strip()[-600:])
         except TransportError:
             heard += self.port.pending_text()
         if self.client.sync(attempts=5, wait=0.2):
-            return BootCheck("recovery mode", False, heard.strip()[-400:])
-        return BootCheck("silent", False, heard.strip()[-400:])
+            return BootCheck("recovery mode", False, heard.strip()[-600:])
+        return BootCheck("silent", False, heard.strip()[-600:])
 
 
 def _looks_like_text(data: bytes) -> bool:

@@ -8,8 +8,19 @@ image is for the XR872 when its boot/app sections load into the XR872's SRAM
 an XR809/XR871 image loads below 0x00100000 (boot 0x00067000 or 0x00010000,
 app 0x00010000) and may carry a ``net`` section, which the XR872 has not.
 
-The system-info record (MAC address, AP name) sits in the last 4 KiB sector,
-:data:`SYSINFO_OFFSET` (the XF16 layout, see :func:`parse_sysinfo`).
+The unit's own data (XradioTech/xradio-skylark-sdk): ``sysinfo``, the SDK's
+``struct sysinfo`` (236 bytes: version u32, a dhcp bit, ``mac_addr`` at +5,
+wlan mode, STA and AP ssid/psk, netifs; ``sysinfo.h``) kept by FDCM
+(``fdcm.c``) in the 4 KiB at :data:`SYSINFO_OFFSET` = 0xFF000
+(``prj_conf_opt.h``; phoenixMC ``dwSysinfoAddr=000FF000``). FDCM: header
+{0xA55A5AA5, bitmap_size u16, data_size u16} little-endian, a bitmap whose
+cleared bits mark used slots, then the slots; the current record is the last
+used one. The firmware rebuilds a missing or invalid sysinfo from defaults at
+boot (``sysinfo.c``). The eFuse (128 bytes, bit n = byte n//8 bit n%8;
+``efpg_i.h`` for chip arch 2): chip id at bit 114 (16 bytes), MAC flag at 615
+(6 bits, the trailing ones pick slot 1..3), MAC slots of 48 bits at 621, 669,
+717; the SDK's CHIPID MAC is ``id[i]^id[i+6]^id[i+12]`` (i<2),
+``id[i]^id[i+6]^id[i+10]`` (i>=2), ``mac[0] &= 0xFC`` (``sysinfo.c``).
 """
 
 from __future__ import annotations
@@ -24,10 +35,11 @@ from recovery.xr872 import brom
 FLASH_SIZE = 0x100000
 SECTOR = 0x1000
 BLOCK = 0x10000
-SYSINFO_OFFSET = 0xFF000  # the last 4 KiB sector (docs/xr872-emulator.md)
+SYSINFO_OFFSET = 0xFF000  # PRJCONF_SYSINFO_ADDR (1024 - 4) * 1024
 SYSINFO_SIZE = 0x1000
-SYSINFO_MAGIC = b"SYSI"
-IMAGE_AREA_END = SYSINFO_OFFSET  # the image may not run into the system info
+SYSINFO_RECORD = 236  # sizeof(struct sysinfo) with the SDK's defaults
+FDCM_ID = 0xA55A5AA5
+IMAGE_AREA_END = SYSINFO_OFFSET  # image.cfg max_size 1020K: the image may not reach sysinfo
 
 # -- image format ------------------------------------------------------------------
 AWIH_MAGIC = 0x48495741
@@ -208,17 +220,16 @@ def check_image(buf: bytes, flash_size: int = FLASH_SIZE, *, check_data: bool = 
     return ImageCheck(len(buf), secs, chip, problems)
 
 
-# -- system info (MAC, AP name) ------------------------------------------------------
-@dataclass
-class Identity:
-    mac: str  # "fc:ee:91:12:34:56"
-    ap_name: str
-
-    @property
-    def mac_bytes(self) -> bytes:
-        return bytes.fromhex(self.mac.replace(":", ""))
+def image_sectors(sections: list[Section], sector: int = SECTOR) -> set[int]:
+    """The offsets of the sectors that hold part of a section (header or data)."""
+    out: set[int] = set()
+    for sec in sections:
+        end = sec.offset + 64 + sec.data_size
+        out.update(range(sec.offset // sector * sector, end, sector))
+    return out
 
 
+# -- sysinfo (FDCM) and eFuse ----------------------------------------------------------
 def format_mac(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
@@ -230,39 +241,94 @@ def parse_mac(text: str) -> str:
     return format_mac(bytes.fromhex(digits))
 
 
-_SYSINFO = struct.Struct("<4sHH6sBB32s16s")  # 64 bytes
+@dataclass
+class SysInfo:
+    """What the firmware's FDCM read finds in the sysinfo area."""
+
+    valid: bool
+    reason: str  # why not valid ("" when valid)
+    mac: str | None = None
+    sta_ssid: str | None = None
+    ap_ssid: str | None = None
+    slots_used: int = 0
+    erased: bool = False
 
 
-def parse_sysinfo(area: bytes) -> Identity | None:
-    """The identity in a system-info area (the 4 KiB at :data:`SYSINFO_OFFSET`), or None.
-
-    The XF16 record (docs/xr872-emulator.md), 64 bytes little-endian: magic
-    ``SYSI``, version u16 (1), checksum u16 (checksum16 of the 64 bytes is
-    0xFFFF), MAC[6] in transmission order, wlan mode u8, reserved u8, AP name
-    [32] NUL padded, reserved [16].
-    """
-    if len(area) < _SYSINFO.size:
-        return None
-    rec = bytes(area[: _SYSINFO.size])
-    magic, version, _cs, mac, _mode, _r, name, _r2 = _SYSINFO.unpack(rec)
-    if magic != SYSINFO_MAGIC or version != 1 or _checksum16(rec) != 0xFFFF:
-        return None
-    return Identity(format_mac(mac), name.split(b"\0", 1)[0].decode("latin-1"))
+def _used_slots(bitmap: bytes) -> int:
+    count = 0
+    for b in bitmap:
+        if b == 0:
+            count += 8
+            continue
+        val = ~b & 0xFF
+        while val:
+            val >>= 1
+            count += 1
+        break
+    return count
 
 
-def patch_sysinfo(flash: bytes, ident: Identity) -> bytes:
-    """``flash`` (a whole dump) with ``ident`` in its system-info record, checksum fixed;
-    the record's other fields are kept."""
-    rec = flash[SYSINFO_OFFSET : SYSINFO_OFFSET + _SYSINFO.size]
-    if parse_sysinfo(rec) is None:
-        raise ValueError("the donor's system-info record is not valid, it cannot be patched")
-    name = ident.ap_name.encode("ascii")
-    if len(name) > 31:
-        raise ValueError("the AP name is at most 31 characters")
-    magic, version, _cs, _mac, mode, r, _name, r2 = _SYSINFO.unpack(rec)
-    new = _SYSINFO.pack(magic, version, 0, ident.mac_bytes, mode, r, name.ljust(32, b"\0"), r2)
-    cs = ~_checksum16(new) & 0xFFFF
-    new = new[:6] + struct.pack("<H", cs) + new[8:]
-    out = bytearray(flash)
-    out[SYSINFO_OFFSET : SYSINFO_OFFSET + len(new)] = new
-    return bytes(out)
+def _ssid(raw: bytes, off: int) -> str:
+    n = min(raw[off + 32], 32)
+    return raw[off : off + n].decode("latin-1")
+
+
+def parse_sysinfo(area: bytes) -> SysInfo:
+    """The sysinfo record as ``fdcm_read`` finds it in ``area`` (the 4 KiB at 0xFF000)."""
+    if len(area) < 8:
+        return SysInfo(False, "the area is missing")
+    if area == b"\xff" * len(area):
+        return SysInfo(False, "the area is erased", erased=True)
+    ident, bsize, dsize = struct.unpack_from("<IHH", area)
+    if ident != FDCM_ID:
+        return SysInfo(False, f"no FDCM header (id 0x{ident:08x})")
+    if dsize != SYSINFO_RECORD:
+        return SysInfo(False, f"FDCM records of {dsize} bytes, not {SYSINFO_RECORD}")
+    if bsize == 0 or bsize + 8 >= len(area):
+        return SysInfo(False, f"bad FDCM bitmap size {bsize}")
+    used = _used_slots(area[8 : 8 + bsize])
+    if used == 0:
+        return SysInfo(False, "the FDCM bitmap marks no record")
+    off = 8 + bsize + dsize * (used - 1)
+    if off + dsize > len(area):
+        return SysInfo(False, f"the FDCM record {used} lies outside the area")
+    rec = area[off : off + dsize]
+    return SysInfo(True, "", format_mac(rec[5:11]), _ssid(rec, 12), _ssid(rec, 110), used, False)
+
+
+@dataclass
+class Efuse:
+    """A unit's eFuse bytes and the MACs the SDK derives from them."""
+
+    hex: str
+    chip_id: str
+    efuse_mac: str | None  # efpg_read(MAC), None when the eFuse holds none
+    chipid_mac: str  # what PRJCONF_MAC_ADDR_SOURCE = CHIPID (the SDK default) gives
+
+
+def _bits(raw: bytes, start: int, n: int) -> bytes:
+    return ((int.from_bytes(raw, "little") >> start) & ((1 << n) - 1)).to_bytes(
+        (n + 7) // 8, "little"
+    )
+
+
+def decode_efuse(raw: bytes) -> Efuse:
+    chipid = _bits(raw, 114, 128)
+    flag = _bits(raw, 615, 6)[0]
+    emac: bytes | None = None
+    if 0 < flag <= 7:
+        idx = 0
+        while flag & 1:
+            flag >>= 1
+            idx += 1
+        mac = bytearray(_bits(raw, 621 + (idx - 1) * 48, 48))
+        if mac[3:6] == b"\x6d\x44\xdc" and mac[0] & 1:
+            mac.reverse()
+        emac = bytes(mac)
+    cm = bytearray(6)
+    for i in range(2):
+        cm[i] = chipid[i] ^ chipid[i + 6] ^ chipid[i + 12]
+    for i in range(2, 6):
+        cm[i] = chipid[i] ^ chipid[i + 6] ^ chipid[i + 10]
+    cm[0] &= 0xFC
+    return Efuse(raw.hex(), chipid.hex(), format_mac(emac) if emac else None, format_mac(bytes(cm)))

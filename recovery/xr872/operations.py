@@ -2,10 +2,21 @@
 
 This module holds the operations and the order in which they touch the flash;
 the engine reaches the XRadio boot ROM through :class:`Session`
-(recovery/xr872/driver.py: console login and ``upgrade``, the 0x55 sync, the
-SETUART baud ladder, verified reads, the reboot check) and judges images and
-the system-info record with recovery/xr872/image.py. ``camrescue xr872 ...``
-is recovery/xr872/cli.py. Their public names are re-exported here.
+(recovery/xr872/driver.py: the blind ``upgrade``, the 0x55 sync, the eFuse,
+one SETUART, verified reads, the reboot check with the boot log's MAC lines)
+and judges images and the unit's sysinfo with recovery/xr872/image.py.
+``camrescue xr872 ...`` is recovery/xr872/cli.py. Their public names are
+re-exported here.
+
+A unit's own data (what makes it this unit, not the donor): its eFuse (chip
+id, eFuse MAC; never written), its ``sysinfo`` (FDCM at 0xFF000: the MAC when
+the firmware takes it from flash, the Wi-Fi settings), and any other bytes
+outside the image chain (an app's own FDCM area, e.g. XF16Cam's at 1016 KiB).
+``clone`` writes the donor's image sections and keeps all of that byte for
+byte unless ``--take-donor-data``; a unit whose sysinfo is not valid FDCM gets
+an erased area, which the firmware rebuilds from defaults at its next boot
+(SDK ``sysinfo.c``). ``write`` of a whole-flash dump keeps this unit's
+sysinfo when it differs from the dump's, unless ``--take-donor-data``.
 
 Everything the engine writes is written atomically; it backs up before it
 writes, erases only the sectors that need it (:func:`plan_write`: sectors that
@@ -29,11 +40,11 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery.errors import ImageError, RefusedError, VerifyError
+from recovery.errors import ImageError, RefusedError, UsageError, VerifyError
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
 from recovery.xr872 import brom
@@ -52,18 +63,19 @@ from recovery.xr872.image import (
     SECTOR,
     SYSINFO_OFFSET,
     SYSINFO_SIZE,
-    Identity,
     ImageCheck,
     Section,
+    SysInfo,
     check_image,
     classify_chip,
+    image_sectors,
     layout_problems,
     next_addr,
-    parse_mac,
     parse_sections,
     parse_sysinfo,
-    patch_sysinfo,
 )
+
+SYSINFO = slice(SYSINFO_OFFSET, SYSINFO_OFFSET + SYSINFO_SIZE)
 
 WRITE_UNIT = brom.FLASH_UNIT  # FLASH_READ/FLASH_WRITE granularity (512 bytes)
 
@@ -79,7 +91,7 @@ class InfoResult:
     chip: str
     sections: list[Section]
     problems: list[str]
-    identity: Identity | None
+    sysinfo: SysInfo
     boot: BootCheck | None = None
 
 
@@ -93,7 +105,7 @@ class DumpResult:
     resumed_from: int
     seconds: float
     chip: str
-    identity: Identity | None
+    sysinfo: SysInfo
     boot: BootCheck | None = None
 
 
@@ -112,14 +124,29 @@ class WriteResult:
     forced: bool = False
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sysinfo: str = ""  # what became of this unit's sysinfo: kept | the image's | left erased
+
+
+@dataclass
+class MacReport:
+    """The MAC the unit uses after the write, from its boot log, and whose it is."""
+
+    in_use: str | None  # the boot log's "in use:" line; None: not seen
+    efuse: str | None  # the boot log's "efuse:" line
+    before: str | None  # the MAC in this unit's sysinfo before the write
+    chipid: str | None  # the MAC the SDK default (CHIPID) derives from this chip's eFuse
+    donor: str | None  # the MAC in the donor's sysinfo
+    follows_donor: bool
+    text: str
 
 
 @dataclass
 class CloneResult:
     write: WriteResult
-    donor: Identity
-    unit: Identity
-    written: Identity | None
+    donor_sysinfo: SysInfo
+    unit_sysinfo: SysInfo
+    kept_sectors: list[int]  # this unit's own sectors (besides sysinfo) kept byte for byte
+    mac: MacReport
 
 
 # -- operations ------------------------------------------------------------------------
@@ -152,10 +179,10 @@ def info(
         secs, problems = parse_sections(bytes(heads), limit=s.flash.size, check_data=False)
         chip = classify_chip(secs)
         problems += layout_problems(secs, chip)
-        ident = parse_sysinfo(s.read_chunk(SYSINFO_OFFSET, SYSINFO_SIZE))
+        info_ = parse_sysinfo(s.read_chunk(SYSINFO_OFFSET, SYSINFO_SIZE))
         chk = ImageCheck(s.flash.size, secs, chip, problems)
         boot = s.reboot_and_check() if _want_reboot(s, reboot) else None
-        return InfoResult(s.link(), chk.chip, secs, problems, ident, boot)
+        return InfoResult(s.link(), chk.chip, secs, problems, info_, boot)
 
 
 def _part_paths(out: Path) -> tuple[Path, Path]:
@@ -220,6 +247,8 @@ def _manifest(s: Session, out: Path, data: bytes, extra: dict[str, Any]) -> Path
         "baud": s.fast_baud,
         "verify": s.opts.verify,
         "tool": "camrescue xr872",
+        "efuse": asdict(s.efuse) if s.efuse else None,
+        "sysinfo": asdict(parse_sysinfo(data[SYSINFO])) if len(data) >= SYSINFO.stop else None,
         **extra,
     }
     path = out.with_name(out.name + ".json")
@@ -227,8 +256,8 @@ def _manifest(s: Session, out: Path, data: bytes, extra: dict[str, Any]) -> Path
     return path
 
 
-def _identity_facts(data: bytes) -> tuple[ImageCheck, Identity | None]:
-    return check_image(data), parse_sysinfo(data[SYSINFO_OFFSET : SYSINFO_OFFSET + SYSINFO_SIZE])
+def _facts_of(data: bytes) -> tuple[ImageCheck, SysInfo]:
+    return check_image(data), parse_sysinfo(data[SYSINFO])
 
 
 def dump(
@@ -245,16 +274,12 @@ def dump(
     with Session(opts, log) as s:
         s.enter()
         data, start = _dump_into(s, out, resume, "dump")
-        chk, ident = _identity_facts(data)
-        man = _manifest(
-            s, out, data,
-            {"chip": chk.chip, "image_valid": chk.valid,
-             "mac": ident.mac if ident else None, "ap_name": ident.ap_name if ident else None},
-        )  # fmt: skip
+        chk, sysinfo = _facts_of(data)
+        man = _manifest(s, out, data, {"chip": chk.chip, "image_valid": chk.valid})
         boot = s.reboot_and_check() if _want_reboot(s, reboot) else None
         return DumpResult(
             s.link(), str(out), str(man), len(data), hashlib.sha256(data).hexdigest(), start,
-            round(time.monotonic() - t0, 3), chk.chip, ident, boot,
+            round(time.monotonic() - t0, 3), chk.chip, sysinfo, boot,
         )  # fmt: skip
 
 
@@ -432,6 +457,10 @@ def _refuse(path: str | os.PathLike[str], chk: ImageCheck) -> ImageError:
     )
 
 
+def _sysinfo_text(si: SysInfo) -> str:
+    return f"MAC {si.mac}" if si.valid else f"not valid ({si.reason})"
+
+
 def write(
     opts: Options,
     image: str | os.PathLike[str],
@@ -439,12 +468,15 @@ def write(
     force: bool = False,
     backup: str | None = None,
     no_backup: bool = False,
+    take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> WriteResult:
     """Write ``image`` (an xr_system.img or a whole-flash dump) at offset 0: checked
     before anything is touched, the flash backed up, only the needed sectors erased,
-    everything read back, then REBOOT and report whether the firmware booted."""
+    everything read back, then REBOOT and report whether the firmware booted. A dump
+    that reaches the sysinfo area and holds other sysinfo than this unit keeps this
+    unit's, unless ``take_donor_data``."""
     data = _load(image)
     chk = check_image(data)
     if not chk.valid and not force:
@@ -460,22 +492,74 @@ def write(
         end = -(-len(data) // SECTOR) * SECTOR
         current, bpath = _read_current(s, backup, no_backup, end)
         warnings = []
-        new_id = parse_sysinfo(data[SYSINFO_OFFSET : SYSINFO_OFFSET + SYSINFO_SIZE])
-        old_id = parse_sysinfo(current[SYSINFO_OFFSET : SYSINFO_OFFSET + SYSINFO_SIZE])
-        if new_id and new_id != old_id:
-            warnings.append(
-                f"the image carries the identity MAC {new_id.mac} / AP {new_id.ap_name!r}; "
-                f"this unit had {old_id.mac if old_id else 'none'}: use 'clone' to keep it"
-            )
+        what = ""
+        if len(data) >= SYSINFO.stop and data[SYSINFO] != current[SYSINFO]:
+            mine, theirs = parse_sysinfo(current[SYSINFO]), parse_sysinfo(data[SYSINFO])
+            if take_donor_data:
+                what = "the image's"
+                warnings.append(
+                    f"wrote the image's sysinfo ({_sysinfo_text(theirs)}) over this unit's "
+                    f"({_sysinfo_text(mine)}), as --take-donor-data asked"
+                )
+            else:
+                what = "kept"
+                buf = bytearray(data)
+                buf[SYSINFO] = current[SYSINFO]
+                data = bytes(buf)
+                warnings.append(
+                    f"kept this unit's own sysinfo at 0x{SYSINFO_OFFSET:x} "
+                    f"({_sysinfo_text(mine)}); the image's differs ({_sysinfo_text(theirs)}) "
+                    "and was not written: give --take-donor-data to write it"
+                )
             s.log(warnings[-1])
         res = _write_image(
             s, data, current, bpath, name=str(image), forced=force and not chk.valid,
             problems=chk.problems,
         )  # fmt: skip
         res.warnings = warnings
+        res.sysinfo = what
         if reboot:
             res.boot = s.reboot_and_check()
         return res
+
+
+def mac_report(
+    boot: BootCheck | None, unit: SysInfo, donor: SysInfo | None, s: Session, took: bool
+) -> MacReport:
+    """Whose MAC the unit uses now, from the ``in use:`` line of its boot log."""
+    chipid = s.efuse.chipid_mac if s.efuse else None
+    own = {m for m in (unit.mac, chipid, s.efuse.efuse_mac if s.efuse else None) if m}
+    dmac = donor.mac if donor and donor.valid else None
+    in_use = boot.mac_in_use if boot else None
+    efuse = boot.mac_efuse if boot else None
+    follows = bool(in_use and dmac and in_use == dmac and in_use not in own)
+    if boot is None:
+        text = "not rebooted: the MAC the unit will use is not known yet"
+    elif in_use is None:
+        text = "the boot log's MAC lines were not seen: the MAC in use is not known"
+    elif follows:
+        text = (
+            f"the unit now uses the DONOR's MAC {in_use} (its firmware takes the MAC from "
+            "sysinfo, and sysinfo came from the donor): two cameras with one MAC cannot share "
+            "a network"
+            + (
+                "; run clone again without --take-donor-data to give it back its own"
+                if took
+                else ""
+            )
+        )
+    elif in_use in own:
+        text = f"the unit uses its own MAC {in_use}"
+        if dmac and dmac != in_use:
+            text += f" (not the donor's {dmac})"
+    else:
+        text = (
+            f"the unit uses MAC {in_use}, neither its earlier one nor the donor's: its firmware "
+            "made a new one"
+        )
+    if in_use and efuse:
+        text += f"; eFuse MAC {efuse}"
+    return MacReport(in_use, efuse, unit.mac, chipid, dmac, follows, text)
 
 
 def clone(
@@ -485,14 +569,22 @@ def clone(
     force: bool = False,
     backup: str | None = None,
     no_backup: bool = False,
-    mac: str | None = None,
-    ap_name: str | None = None,
+    take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> CloneResult:
-    """Write a donor's whole-flash dump but keep this unit's MAC address and AP name:
-    read them from this unit's flash first (or take ``mac``/``ap_name``), patch them into
-    the donor's system-info record, write, verify, reboot."""
+    """Write a donor's whole-flash dump onto this unit, keeping this unit's own data.
+
+    This unit is backed up first (whole flash, and its eFuse in the manifest). The
+    donor's image sections are written; this unit's sysinfo and every other sector
+    outside both image chains are kept byte for byte unless ``take_donor_data``. A
+    sysinfo that is not valid FDCM is left erased (the firmware rebuilds defaults).
+    After the reboot the boot log's MAC lines say which MAC the unit uses."""
+    if no_backup:
+        raise UsageError(
+            "clone always backs up this unit first (its own data comes from that read): "
+            "leave out --no-backup"
+        )
     data = _load(donor)
     if len(data) != FLASH_SIZE:
         raise ImageError(
@@ -500,16 +592,9 @@ def clone(
             f"{FLASH_SIZE // 1024} KiB flash ('camrescue xr872 dump' of the donor)",
             flash_state=UNTOUCHED,
         )
-    chk, donor_id = _identity_facts(data)
+    chk, donor_si = _facts_of(data)
     if not chk.valid and not force:
         raise _refuse(donor, chk)
-    if donor_id is None:
-        raise ImageError(
-            f"{donor} has no valid system-info record at 0x{SYSINFO_OFFSET:x}, so its "
-            "identity cannot be replaced",
-            flash_state=UNTOUCHED,
-            hint="is it a dump of an XR872 (XF16) camera?",
-        )
     with Session(opts, log) as s:
         s.enter()
         assert s.flash
@@ -518,33 +603,58 @@ def clone(
                 f"this unit's flash is {s.flash.size} bytes, the donor dump {len(data)}",
                 flash_state=UNTOUCHED,
             )
-        current, bpath = _read_current(s, backup, no_backup, s.flash.size)
-        unit_id = parse_sysinfo(current[SYSINFO_OFFSET : SYSINFO_OFFSET + SYSINFO_SIZE])
-        if mac or ap_name:
-            base = unit_id or Identity("", "")
-            unit_id = Identity(parse_mac(mac) if mac else base.mac, ap_name or base.ap_name)
-        if unit_id is None or not unit_id.mac or not unit_id.ap_name:
-            raise ImageError(
-                "this unit's flash holds no valid MAC/AP name, so it cannot keep its identity",
-                flash_state=UNTOUCHED + (f"; backup in {bpath}" if bpath else ""),
-                hint="give them with --mac and --ap-name (the MAC is often on the label)",
+        current, bpath = _read_current(s, backup, False, s.flash.size)
+        unit_si = parse_sysinfo(current[SYSINFO])
+        warnings: list[str] = []
+        kept: list[int] = []
+        if take_donor_data:
+            target = bytearray(data)
+            what = "the image's"
+            warnings.append(
+                "--take-donor-data: the donor's sysinfo and other data outside its image are "
+                "written too"
             )
-        s.log(f"this unit: MAC {unit_id.mac}, AP {unit_id.ap_name!r}; donor: {donor_id.mac}")
-        try:
-            patched = patch_sysinfo(data, unit_id)
-        except ValueError as e:
-            raise ImageError(str(e), flash_state=UNTOUCHED) from e
+        else:
+            donor_secs = image_sectors(chk.sections)
+            unit_secs = image_sectors(parse_sections(current, limit=len(current))[0])
+            target = bytearray(current)
+            for off in range(0, len(data), SECTOR):
+                if off in donor_secs or off in unit_secs:
+                    target[off : off + SECTOR] = data[off : off + SECTOR]
+                elif (
+                    off != SYSINFO_OFFSET
+                    and current[off : off + SECTOR] != data[off : off + SECTOR]
+                ):
+                    kept.append(off)
+            what = "kept"
+            if not unit_si.valid:
+                target[SYSINFO] = b"\xff" * SYSINFO_SIZE
+                what = "left erased"
+                warnings.append(
+                    f"this unit's sysinfo is not valid FDCM ({unit_si.reason}): the area is "
+                    "left erased, and the firmware rebuilds it from defaults at its next boot "
+                    "(its Wi-Fi settings are gone; the MAC is what its firmware makes)"
+                )
+            s.log(
+                f"keeping this unit's own data: sysinfo {what}, {len(kept)} other sector(s) "
+                "outside the image chains"
+            )
+        for w in warnings:
+            s.log(w)
         res = _write_image(
-            s, patched, current, bpath, name=str(donor), forced=force and not chk.valid,
+            s, bytes(target), current, bpath, name=str(donor), forced=force and not chk.valid,
             problems=chk.problems,
         )  # fmt: skip
-        written = parse_sysinfo(s.read_chunk(SYSINFO_OFFSET, SYSINFO_SIZE))
-        if written != unit_id:
+        res.warnings = warnings
+        res.sysinfo = what
+        if s.read_chunk(SYSINFO_OFFSET, SYSINFO_SIZE) != bytes(target[SYSINFO]):
             raise VerifyError(
-                "the system-info record does not hold this unit's identity after the write",
+                "the sysinfo area does not hold what was written",
                 flash_state="the donor's image is written",
                 hint="run clone again",
             )
         if reboot:
             res.boot = s.reboot_and_check()
-        return CloneResult(res, donor_id, unit_id, written)
+        report = mac_report(res.boot, unit_si, donor_si, s, take_donor_data)
+        s.log(report.text)
+        return CloneResult(res, donor_si, unit_si, kept, report)
