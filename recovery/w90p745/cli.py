@@ -27,6 +27,7 @@ from recovery.cliutil import (
     run_operation,
 )
 from recovery.errors import ConsoleError
+from recovery.files import Output
 from recovery.transport import Port, TransportError
 from recovery.w90p745.operations import dump, info, restore
 
@@ -151,6 +152,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                     baud=a.baud,
                 ),
             ),
+            outputs=[Output("--out", a.out, kind="dir")],
         )
     )
 

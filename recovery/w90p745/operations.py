@@ -46,9 +46,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery.errors import ConsoleError, RecoveryError, RefusedError, UsageError, VerifyError
+from recovery.errors import (
+    ConsoleError,
+    Interrupted,
+    RecoveryError,
+    RefusedError,
+    UsageError,
+    VerifyError,
+)
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
+from recovery.safety import flash_tracker
 from recovery.transport import Port, TransportError
 from recovery.w90p745.driver import (
     FLASH_BLOCK,
@@ -553,16 +561,26 @@ def restore(
     _plan_checks(todo, current, flash_size)
     done: list[RestoredImage] = []
     total = sum(len(d.data) for d in todo)
+    tracker = flash_tracker().start()
+    tracker.resume = f"camrescue w90p745 restore {dump_dir} --port {port.url}"
     try:
         _raise_speed(con, baud)
         with Progress("restore", total, enabled=progress) as bar:
             base = 0
             for d in todo:
                 e = d.entry
+                blocks = _blocks(e, padded_length(len(d.data)))
+                span = (min(blocks) * FLASH_BLOCK, (max(blocks) + 1) * FLASH_BLOCK)
+                tracker.writing(*span)
                 try:
                     r = _restore_one(con, d, current, verify, tries, bar, base)
                 except (RecoveryError, TransportError) as err:
                     raise _restore_failed(err, e, done, todo, current, dump_dir) from err
+                except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM: the same report
+                    raise _restore_failed(
+                        Interrupted("interrupted"), e, done, todo, current, dump_dir
+                    ) from err
+                (tracker.verified if verify == "full" else tracker.written)(*span)
                 done.append(r)
                 base += len(d.data)
         after = con.list_images()
