@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 import serial
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emulators.hi3511 import Hi3511Device
@@ -138,6 +138,8 @@ def _console_facts(dev: Hi3511Device) -> dict:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@example(largest=1, smallest=1)
+@example(largest=4096, smallest=4096)
 @given(
     largest=st.integers(min_value=1, max_value=12000),
     smallest=st.integers(min_value=1, max_value=12000),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from emulators.serial import LinkFaults
@@ -73,6 +73,8 @@ def board() -> Iterator[tuple[W90P745Device, list]]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@example(largest=1, smallest=1)
+@example(largest=4096, smallest=4096)
 @given(
     largest=st.integers(min_value=1, max_value=6000),
     smallest=st.integers(min_value=1, max_value=6000),
