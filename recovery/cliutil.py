@@ -267,7 +267,7 @@ def _run(
             [*outputs, Output("--transcript", transcript)],
             inputs,
             force=bool(getattr(args, "force_overwrite", False)),
-            force_flag=getattr(args, "force_flag", "--force"),
+            force_flag=getattr(args, "force_flag", None),
         )
         facts = to_jsonable(fn())
         if not isinstance(facts, dict):

@@ -141,7 +141,7 @@ def _identity(p: Path) -> tuple[str, Any]:
         return ("path", str(p.resolve()))
 
 
-def check_output(out: Output, *, force: bool, force_flag: str = "--force") -> Path | None:
+def check_output(out: Output, *, force: bool, force_flag: str | None = "--force") -> Path | None:
     """One output path: refused with a clear error, before the device is touched."""
     if out.path is None:
         return None
@@ -182,8 +182,8 @@ def check_output(out: Output, *, force: bool, force_flag: str = "--force") -> Pa
                 f"{out.option} {text} already exists: camrescue never overwrites a file "
                 "silently (it may be an earlier backup)",
                 flash_state="untouched",
-                hint="choose another name, move the old file away, or add "
-                f"{force_flag} to replace it",
+                hint="choose another name or move the old file away"
+                + (f", or add {force_flag} to replace it" if force_flag else ""),
             )
         for suffix in out.sidecars:
             side = Path(str(resolved) + suffix)
@@ -192,7 +192,7 @@ def check_output(out: Output, *, force: bool, force_flag: str = "--force") -> Pa
                     f"{side} already exists (it would be replaced by the manifest of "
                     f"{out.option} {text})",
                     flash_state="untouched",
-                    hint=f"choose another name, or add {force_flag}",
+                    hint="choose another name" + (f", or add {force_flag}" if force_flag else ""),
                 )
         parent = resolved.parent
     if not parent.is_dir():
@@ -245,7 +245,7 @@ def preflight(
     inputs: Iterable[Input] = (),
     *,
     force: bool,
-    force_flag: str = "--force",
+    force_flag: str | None = "--force",
 ) -> None:
     """Every check of this module for one operation, before anything is opened."""
     outs = [o for o in outputs if o.path is not None]

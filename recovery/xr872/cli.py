@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from recovery.cliutil import (
+    add_force_option,
     add_output_options,
     add_port_options,
     parse_int,
@@ -24,6 +25,7 @@ from recovery.cliutil import (
     say,
 )
 from recovery.errors import BootError, UsageError, exit_codes_epilog
+from recovery.files import Input, Output
 from recovery.xr872.driver import (
     DEFAULT_BAUD,
     ROM_BAUD,
@@ -108,6 +110,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     _add_common(q)
     q.add_argument("--out", required=True, help="output file (written atomically)")
     q.add_argument("--no-resume", action="store_true", help="ignore an interrupted .part file")
+    add_force_option(q)
     _add_reboot(q)
     q.set_defaults(func=_cli_dump)
 
@@ -217,6 +220,11 @@ def _cli_info(a: argparse.Namespace) -> int:
     return run_operation(a, "xr872 info", run, render=render)
 
 
+# issue 17: outputs checked before the port is opened (room for the largest flash)
+FLASH_MAX = 16 << 20
+_MAN = (".json",)
+
+
 def _cli_dump(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = dump(_options(a), a.out, resume=not a.no_resume, reboot=a.reboot, log=_logger(a))
@@ -227,7 +235,9 @@ def _cli_dump(a: argparse.Namespace) -> int:
             msg += "\n" + _boot_text(asdict(r.boot))
         return _facts(r, msg)
 
-    return run_operation(a, "xr872 dump", run)
+    return run_operation(
+        a, "xr872 dump", run, outputs=[Output("--out", a.out, size=FLASH_MAX, sidecars=_MAN)]
+    )
 
 
 def _write_message(r: WriteResult) -> str:
@@ -249,7 +259,13 @@ def _cli_write(a: argparse.Namespace) -> int:
         )  # fmt: skip
         return _check_boot(_facts(r, _write_message(r)), r.boot)
 
-    return run_operation(a, "xr872 write", run)
+    return run_operation(
+        a,
+        "xr872 write",
+        run,
+        outputs=[Output("--backup", a.backup, size=FLASH_MAX, sidecars=_MAN)],
+        inputs=[Input("IMAGE", a.image)],
+    )
 
 
 def _cli_clone(a: argparse.Namespace) -> int:
@@ -266,7 +282,13 @@ def _cli_clone(a: argparse.Namespace) -> int:
         msg = f"{kept}\n" + _write_message(r.write) + f"\nMAC: {r.mac.text}"
         return _check_boot(_facts(r, msg), r.write.boot)
 
-    return run_operation(a, "xr872 clone", run)
+    return run_operation(
+        a,
+        "xr872 clone",
+        run,
+        outputs=[Output("--backup", a.backup, size=FLASH_MAX, sidecars=_MAN)],
+        inputs=[Input("--from", a.donor)],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,7 @@ from typing import Any
 from recovery.errors import ImageError, RefusedError, UsageError, VerifyError
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
+from recovery.safety import flash_tracker
 from recovery.xr872 import brom
 from recovery.xr872.driver import (
     UNTOUCHED,
@@ -338,9 +339,13 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
     plan = plan_write(current, target)
     total = sum(len(d) for _, d in plan.writes) + SECTOR * plan.erased
     restore = f"camrescue xr872 write {backup} --force" if backup else "a backup"
+    tracker = flash_tracker().start()
+    first = last = 0
     if plan.changed:
         # from the first erase on, an interruption leaves a mix of old and new
         first, last = min(plan.changed), max(plan.changed) + SECTOR
+        tracker.writing(first, last)
+        tracker.resume = f"{restore} --port {s.opts.port}" if backup else "the same command again"
         s.state = (
             f"partly written between 0x{first:05x} and 0x{last:05x}: it will not boot as it is"
         )
@@ -361,6 +366,8 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
             for o in range(0, len(data), s.opts.chunk):
                 s.program(addr + o, data[o : o + s.opts.chunk])
             bar.advance(len(data))
+    if plan.changed:
+        tracker.written(first, last)
     with Progress("verify", len(plan.changed) * SECTOR, enabled=s.opts.progress) as bar:
         for sector in plan.changed:
             want = target[sector : sector + SECTOR]
@@ -382,6 +389,8 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
                         s.program(sector + u, want[u : u + WRITE_UNIT])
             bar.advance(SECTOR)
     s.state = "holds the new image, verified"
+    if plan.changed:
+        tracker.verified(first, last)
     return plan
 
 
