@@ -25,26 +25,32 @@ M = 0xFFFFFFFF
 
 
 def reference_checksum(data: bytes) -> int:
-    """The one's-complement subtraction, one little-endian word at a time."""
-    c = M
+    """WBLv1_1 flash.c WriteImage, written out: a 64-bit sum of the LE words,
+    ``~((sum & 0xFFFFFFFF) + (sum >> 32))`` kept to 32 bits."""
     data = data + b"\0" * (-len(data) % 4)
+    total = 0
     for (w,) in struct.iter_unpack("<I", data):
-        c -= w
-        if c < 0:
-            c = (c & M) - 1
-    return c
+        total = (total + w) & 0xFFFFFFFFFFFFFFFF
+    return (~((total & M) + (total >> 32))) & M
 
 
 @given(st.binary(max_size=600))
-def test_checksum_is_the_ones_complement_difference(data):
-    got = checksum32(data)
-    assert 0 < got <= M
-    assert got % M == reference_checksum(data) % M
+def test_checksum_is_the_loaders_folded_sum(data):
+    assert checksum32(data) == reference_checksum(data)
 
 
-@given(st.binary(max_size=200).map(lambda b: b + b"\0" * (-len(b) % 4)))
-def test_checksum_of_data_and_its_checksum_is_zero(data):
-    assert checksum32(data + struct.pack("<I", checksum32(data))) == M
+def test_checksum_known_values():
+    assert checksum32(b"") == M  # ~0
+    assert checksum32(struct.pack("<I", 1)) == M - 1
+    # two words that carry into the high half: folded once
+    assert checksum32(struct.pack("<2I", M, 2)) == (~(1 + 1)) & M
+
+
+def test_checksum_matches_the_harness_builder():
+    from harness.firmware.w90p745 import checksum
+
+    data = bytes(range(256)) * 7 + b"xyz"
+    assert checksum32(data) == checksum(data)
 
 
 records = st.builds(
@@ -83,11 +89,14 @@ def test_flags_letters(letters):
 
 
 def test_footer_placement_of_the_seed_images():
-    assert footer_address(0x7F020000, 0x000BF700) == 0x7F0DFFC0
-    assert footer_address(0x7F0E0000, 0x0008FF80) == 0x7F16FFC0  # 128 bytes to spare
-    assert footer_address(0x7F0E0000, 0x0008FFC0) == 0x7F16FFC0  # data meets the record
-    assert footer_address(0x7F0E0000, 0x0008FFC1) == 0x7F17FFC0
-    assert footer_address(0x7F010000, 0x48) == 0x7F01FFC0
+    # WriteImage: the last 52 bytes of the last block, or of the next one when
+    # fewer than 52 bytes are left (a whole-block image included)
+    assert footer_address(0x7F020000, 0x000BF700) == 0x7F0DFFCC
+    assert footer_address(0x7F0E0000, 0x0008FF80) == 0x7F16FFCC  # 128 bytes to spare
+    assert footer_address(0x7F0E0000, 0x0008FFCC) == 0x7F16FFCC  # data meets the footer
+    assert footer_address(0x7F0E0000, 0x0008FFD0) == 0x7F17FFCC
+    assert footer_address(0x7F0E0000, 0x00090000) == 0x7F17FFCC
+    assert footer_address(0x7F010000, 0x48) == 0x7F01FFCC
 
 
 def test_factory_flash_scans_to_the_seed_table():
@@ -99,7 +108,8 @@ def test_factory_flash_scans_to_the_seed_table():
         )
         assert [r.number for r in scan(flash)] == [0, 7, 6, 8]
         rec = place(ImageRecord(9, "x", 0x7F1F0000, 0, 0, 0, 1), b"abc")
-        assert rec.footer == 0x7F1FFFC0 and rec.checksum == checksum32(b"abc")
+        assert rec.footer == 0x7F1FFFCC and rec.checksum == checksum32(b"abc")
+        assert rec.size == 4  # rounded up to 4, as WriteImage does
 
 
 @given(st.text(st.characters(max_codepoint=0xFF)))
@@ -111,6 +121,17 @@ def test_number_parsers_only_raise_the_loader_error(tok):
             assert str(e) == f"ERROR: Invalid parameter '{tok}'"
         else:
             assert 0 <= value <= 0xFFFFFFFF
+
+
+def test_hex_numbers_need_0x_as_validhex_does():
+    assert hexnum("0x7F020000") == 0x7F020000
+    assert hexnum("0X1") == 1
+    for bad in ("400", "0x", "x400", "0x7F0200001", "0xg"):
+        try:
+            hexnum(bad)
+        except CommandError:
+            continue
+        raise AssertionError(bad)
 
 
 @given(

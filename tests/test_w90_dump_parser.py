@@ -28,17 +28,18 @@ HEX = "0123456789ABCDEF"
 
 
 def shown(b: int) -> str:
-    """What the renderer below puts in the ASCII column for byte ``b``."""
-    return chr(b) if 0x20 <= b < 0x7F else "."
+    """What the loader's ASCII column shows for byte ``b`` (WBLv1_1 sh.c
+    HYC_DumpAddress): '.' for <= 0x20 or > 0x7F, the byte itself otherwise (DEL too)."""
+    return "." if b <= 0x20 or b > 0x7F else chr(b)
 
 
-def render_page(data: bytes, address: int, space: str = " ") -> str:
+def render_page(data: bytes, address: int) -> str:
     """The loader's page as it comes over the wire (CR LF line ends)."""
     out = [f"Displaying memory at 0x{address:X}\r\n"]
     for i in range(16):
         row = data[16 * i : 16 * i + 16]
         words = [int.from_bytes(row[k : k + 4], "little") for k in range(0, 16, 4)]
-        text = "".join(space if b == 0x20 else chr(b) if 0x20 < b < 0x7F else "." for b in row)
+        text = "".join(shown(b) for b in row)
         out.append(
             f"[{address + 16 * i:08X}] {words[0]:08X} {words[1]:08X} - "
             f"{words[2]:08X} {words[3]:08X}  {text}\r\n"
@@ -87,9 +88,22 @@ def test_round_trip(data, page):
     assert parse_page(render_page(data, address), address) == data
 
 
-@given(data=st.binary(min_size=256, max_size=256), space=st.sampled_from([" ", "."]))
-def test_space_byte_in_either_form(data, space):
-    assert parse_page(render_page(data, 0x7F020000, space), 0x7F020000) == data
+def test_del_is_raw_and_space_is_a_dot():
+    data = bytes([0x7F, 0x20, 0x21, 0x80] * 64)
+    text = render_page(data, 0x7F020000)
+    assert "\x7f.!." in text
+    assert parse_page(text, 0x7F020000) == data
+    # the old friendlier forms are damage now: DEL shown as '.', a space shown as ' '
+    with pytest.raises(PageError):
+        parse_page(text.replace("\x7f", ".", 1), 0x7F020000)
+    with pytest.raises(PageError):
+        parse_page(text.replace("\x7f.!", "\x7f !", 1), 0x7F020000)
+
+
+def test_dot_matches_any_byte_outside_0x21_to_0x7f():
+    for b in range(256):
+        assert ascii_char_ok(b, ".") == (b <= 0x20 or b > 0x7F or b == 0x2E)
+        assert ascii_char_ok(b, chr(b)) == (0x21 <= b <= 0x7F)
 
 
 @given(
