@@ -18,7 +18,14 @@ import pytest
 from emulators.serial import LinkFaults
 from emulators.xr872 import XR872Device
 from harness.firmware import xr872 as fw
-from recovery.errors import BootError, ConsoleError, DeviceError, ImageError, RefusedError
+from recovery.errors import (
+    BootError,
+    ConsoleError,
+    DeviceError,
+    ImageError,
+    RefusedError,
+    UsageError,
+)
 from recovery.transport import Port
 from recovery.xr872 import cli as xcli
 from recovery.xr872 import operations as x
@@ -31,26 +38,14 @@ def opts(dev: XR872Device, **kw) -> x.Options:
     return x.Options(port=dev.path, **{**FAST, **kw})
 
 
-def sysinfo_of(flash: bytes) -> tuple[str, str]:
-    """MAC and AP name straight from the documented record layout."""
-    rec = flash[0xFF000 : 0xFF000 + 64]
-    assert rec[:4] == b"SYSI"
-    mac = ":".join(f"{b:02x}" for b in rec[8:14])
-    return mac, rec[16:48].split(b"\0")[0].decode()
-
-
-def console_mac(dev: XR872Device) -> str:
-    """Ask the booted firmware for its MAC over the console."""
-    with Port(dev.path, timeout=2) as port:
-        port.sendline("")
-        port.expect([r"login: $"], 3)
-        port.sendline("admin")
-        port.expect([r"Password: $"], 3)
-        port.sendline("xf16cam")
-        port.expect([r"\$ $"], 3)
-        port.sendline("mac")
-        port.expect([r"<ACK> 200 OK"], 3)
-        return port.before
+def sysinfo_mac(flash: bytes) -> str:
+    """The MAC of the current FDCM record, straight from the SDK layout (fdcm.c,
+    sysinfo.h): header 8 bytes, a 3-byte bitmap, 236-byte slots, MAC at +5."""
+    area = flash[0xFF000:]
+    assert int.from_bytes(area[:4], "little") == 0xA55A5AA5
+    used = 24 - int.from_bytes(area[8:11], "little").bit_count()
+    rec = area[11 + 236 * (used - 1) :]
+    return ":".join(f"{b:02x}" for b in rec[5:11])
 
 
 @pytest.fixture
@@ -65,34 +60,33 @@ def test_info_through_the_console_and_back(cwd):
         flash = dev.flash.snapshot()
         r = x.info(opts(dev))
         assert dev.crash is None
-        assert r.link.entered_via == "console" and r.link.baud == 3_000_000
-        assert r.link.jedec_id == "c84014" and r.link.flash_size == 1 << 20
+        assert r.link.entered_via == "console" and r.link.baud == 921_600
+        assert r.link.jedec_id == "c74014" and r.link.flash_size == 1 << 20
+        assert r.link.efuse is not None and r.link.efuse.hex == dev.efuse.hex()
         assert r.chip == "xr872" and r.problems == []
         assert [s.name for s in r.sections][:2] == ["boot", "app"]
         # the sections are where the flash says they are
         for s in r.sections:
             assert flash[s.offset : s.offset + 4] == b"AWIH"
             assert struct.unpack_from("<I", flash, s.offset + 36)[0] == s.id
-        assert (r.identity.mac, r.identity.ap_name) == sysinfo_of(flash)
+        assert r.sysinfo.valid and r.sysinfo.mac == sysinfo_mac(flash)
         assert r.boot is not None and r.boot.booted and dev.mode == "firmware"
+        assert r.boot.mac_in_use == dev.mac_in_use() == r.link.efuse.chipid_mac
         assert dev.flash.snapshot() == flash
 
 
 def test_console_entry_when_the_boot_log_is_long_gone(cwd):
-    """The unit booted a while ago: nothing to hear, our 0x55 probe lands in the login
-    prompt as a 'U'. The engine recovers from that junk login and gets in."""
+    """The unit booted a while ago and a user typed half a line: the blind preamble's
+    leading newline ends it, and 'upgrade' still gets in (no login on the SDK console)."""
     with XR872Device(seed=16) as dev:
         with Port(dev.path, timeout=2) as port:
-            port.expect([r"login: $"], 3)
+            port.drain_input(quiet=0.3, limit=3)
+            port.send("hel")
+            port.expect([r"hel$"], 3)  # echoed: the console runs
         r = x.info(opts(dev))
         assert r.link.entered_via == "console" and r.boot.booted and dev.crash is None
-
-
-def test_wrong_console_password_is_a_clear_error(cwd):
-    with XR872Device(seed=17) as dev:
-        with pytest.raises(ConsoleError, match="refused the login") as ei:
-            x.info(opts(dev, password="nope"))
-        assert "--password" in ei.value.hint and dev.mode == "firmware"
+        typed = b"".join(c.data for c in dev.transcript.chunks if c.direction == "host")
+        assert b"\nupgrade\n\x00" in typed and b"admin" not in typed
 
 
 def test_info_in_recovery_mode_leaves_the_unit_in_the_rom(cwd):
@@ -102,7 +96,7 @@ def test_info_in_recovery_mode_leaves_the_unit_in_the_rom(cwd):
         assert dev.mode == "rom" and dev.crash is None
         # the engine put the ROM back to 115200 on the way out: a fresh sync works
         r2 = x.info(opts(dev, max_baud=115200))
-        assert r2.link.baud == 115200 and r2.identity == r.identity
+        assert r2.link.baud == 115200 and r2.sysinfo == r.sysinfo
 
 
 def test_info_cli_json(cwd, capsys):
@@ -110,8 +104,9 @@ def test_info_cli_json(cwd, capsys):
         code = xcli.main(["xr872", "info", "--port", dev.path, "--json", *CLI_FAST])
         out = json.loads(capsys.readouterr().out)
         assert code == 0 and out["ok"] is True and out["exit_code"] == 0
-        assert out["link"]["jedec_id"] == "c84014"
-        assert out["identity"]["mac"] == sysinfo_of(dev.flash.snapshot())[0]
+        assert out["link"]["jedec_id"] == "c74014"
+        assert out["sysinfo"]["mac"] == sysinfo_mac(dev.flash.snapshot())
+        assert out["link"]["efuse"]["hex"] == dev.efuse.hex()
         assert out["chip"] == "xr872"
 
 
@@ -125,8 +120,9 @@ def test_dump_is_byte_exact_with_a_manifest(cwd):
         assert data == snap
         man = json.loads((cwd / "unit.bin.json").read_text())
         assert man["size"] == 1 << 20 and man["sha256"] == hashlib.sha256(snap).hexdigest()
-        assert man["jedec_id"] == "c84014" and man["chunk_size"] == 4096 and man["date"]
-        assert (man["mac"], man["ap_name"]) == sysinfo_of(snap)
+        assert man["jedec_id"] == "c74014" and man["chunk_size"] == 4096 and man["date"]
+        assert man["sysinfo"]["mac"] == sysinfo_mac(snap)
+        assert man["efuse"]["hex"] == dev.efuse.hex()
         assert r.sha256 == man["sha256"] and r.resumed_from == 0
         assert sorted(p.name for p in cwd.iterdir()) == ["unit.bin", "unit.bin.json"]
         assert r.boot.booted and dev.mode == "firmware"
@@ -207,14 +203,24 @@ def test_write_backs_up_erases_only_what_differs_and_boots(cwd):
         assert dev.flash.snapshot() == after
 
 
-def test_write_of_a_whole_dump_warns_about_identity(cwd):
-    with XR872Device(seed=8) as dev:
+def test_write_of_a_whole_dump_keeps_this_units_sysinfo_unless_asked(cwd):
+    with XR872Device(seed=8, mac_source="flash") as dev:
+        own = dev.flash.snapshot()
         donor = fw.xr872_flash(seed=30)
         (cwd / "donor.bin").write_bytes(donor)
         r = x.write(opts(dev), "donor.bin", no_backup=True)
-        assert dev.flash.snapshot() == donor
-        assert r.warnings and "clone" in r.warnings[0]
-        assert dev.identity()[:2] == sysinfo_of(donor)
+        after = dev.flash.snapshot()
+        assert after[:0xFF000] == donor[:0xFF000] and after[0xFF000:] == own[0xFF000:]
+        assert r.sysinfo == "kept" and "kept this unit's own sysinfo" in r.warnings[0]
+        assert "--take-donor-data" in r.warnings[0]
+        assert r.boot.mac_in_use == sysinfo_mac(own)
+        r = x.write(opts(dev), "donor.bin", no_backup=True, take_donor_data=True)
+        assert dev.flash.snapshot() == donor and r.sysinfo == "the image's"
+        assert "wrote the image's sysinfo" in r.warnings[0]
+        assert r.boot.mac_in_use == sysinfo_mac(donor)  # FLASH source: the dump's MAC
+        # the same dump again: nothing differs, nothing to say
+        r = x.write(opts(dev), "donor.bin", no_backup=True)
+        assert r.warnings == [] and r.sectors_changed == 0
 
 
 @pytest.mark.parametrize(
@@ -263,46 +269,67 @@ def test_forced_xr809_image_is_written_and_the_unit_stays_in_recovery(cwd, capsy
 
 
 # -- the seed's story ------------------------------------------------------------------------
-def test_seed_story_clone_a_donor_onto_a_unit_bricked_by_an_xr809_image(cwd):
-    unit_mac = bytes.fromhex("fcee9100c0de")
-    own = fw.xr872_flash(seed=21, mac=unit_mac)
+@pytest.mark.parametrize("source", ["chipid", "flash"])
+def test_seed_story_clone_a_donor_onto_a_unit_bricked_by_an_xr809_image(cwd, source):
+    own = fw.xr872_flash(seed=21, sta_ssid="home-21")
+    own = own[:0xE0000] + b"APPDATA-21".ljust(4096, b"\xff") + own[0xE1000:]  # app data
     bricked = fw.bricked_flash(own)
-    with XR872Device(seed=20) as donor_dev:
+    with XR872Device(seed=20, mac_source=source) as donor_dev:
         d = x.dump(opts(donor_dev), "donor.bin")
         assert d.link.entered_via == "console" and d.boot.booted
         donor = (cwd / "donor.bin").read_bytes()
         assert donor == donor_dev.flash.snapshot()
-    with XR872Device(seed=21, initial_flash=bricked) as dev:
+    with XR872Device(seed=21, initial_flash=bricked, mac_source=source) as dev:
         i = x.info(opts(dev))
         assert i.link.entered_via == "recovery mode" and i.chip == "xr809" and i.boot is None
         assert any("XR809" in p for p in i.problems) and dev.mode == "rom"
         r = x.clone(opts(dev), "donor.bin", backup="broken.bin")
         assert dev.crash is None
         assert r.write.link.entered_via == "recovery mode"
-        assert (r.unit.mac, r.unit.ap_name) == ("fc:ee:91:00:c0:de", "XF16-C0DE")
-        assert (r.donor.mac, r.donor.ap_name) == sysinfo_of(donor)
-        assert r.written == r.unit
         assert (cwd / "broken.bin").read_bytes() == bricked
+        man = json.loads((cwd / "broken.bin.json").read_text())
+        assert man["efuse"]["hex"] == dev.efuse.hex()  # this unit's eFuse in the backup
         after = dev.flash.snapshot()
-        assert after[:0xFF000] == donor[:0xFF000]
-        assert sysinfo_of(after) == ("fc:ee:91:00:c0:de", "XF16-C0DE")
-        assert after[0xFF040:] == donor[0xFF040:]
+        assert (
+            after[:0xE0000] == donor[:0xE0000] and after[0xE1000:0xFF000] == donor[0xE1000:0xFF000]
+        )
+        assert after[0xE0000:0xE1000] == bricked[0xE0000:0xE1000]  # app data byte for byte
+        assert after[0xFF000:] == bricked[0xFF000:]  # and sysinfo
+        assert r.kept_sectors == [0xE0000] and r.write.sysinfo == "kept"
+        assert r.unit_sysinfo.sta_ssid == "home-21"
         assert r.write.boot.booted and dev.mode == "firmware"
-        assert "fc:ee:91:00:c0:de" in console_mac(dev).lower()
+        assert r.mac.in_use == dev.mac_in_use() == sysinfo_mac(own)
+        assert r.mac.efuse == r.write.link.efuse.efuse_mac
+        assert not r.mac.follows_donor and "its own MAC" in r.mac.text
 
 
-def test_clone_needs_an_identity_or_the_options(cwd):
+def test_clone_with_take_donor_data_on_a_flash_mac_unit_carries_the_donors_mac(cwd):
     donor = fw.xr872_flash(seed=40)
     (cwd / "donor.bin").write_bytes(donor)
-    blank_sysinfo = fw.build_flash(fw.build_image(fw.xr809_sections()))
-    with XR872Device(seed=41, initial_flash=blank_sysinfo) as dev:
-        with pytest.raises(ImageError, match="no valid MAC") as ei:
+    with XR872Device(seed=41, mac_source="flash") as dev:
+        r = x.clone(opts(dev), "donor.bin", backup="b.bin", take_donor_data=True)
+        assert dev.flash.snapshot() == donor
+        assert r.mac.follows_donor and r.mac.in_use == sysinfo_mac(donor)
+        assert "DONOR's MAC" in r.mac.text and "without --take-donor-data" in r.mac.text
+
+
+def test_clone_onto_a_unit_whose_sysinfo_is_not_fdcm_leaves_it_erased(cwd):
+    donor = fw.xr872_flash(seed=40)
+    (cwd / "donor.bin").write_bytes(donor)
+    unit = fw.bricked_flash(fw.xr872_flash(seed=43, sysinfo="corrupt"))
+    with XR872Device(seed=43, initial_flash=unit) as dev:
+        with pytest.raises(UsageError, match="backs up"):
             x.clone(opts(dev), "donor.bin", no_backup=True)
-        assert "--mac" in ei.value.hint
-        assert dev.flash.snapshot() == blank_sysinfo
-        r = x.clone(opts(dev), "donor.bin", no_backup=True, mac="02-11-22-33-44-55", ap_name="CAM2")
-        assert sysinfo_of(dev.flash.snapshot()) == ("02:11:22:33:44:55", "CAM2")
-        assert r.write.boot.booted
+        assert dev.flash.snapshot() == unit
+        r = x.clone(opts(dev), "donor.bin", backup="b.bin")
+        assert (
+            r.write.sysinfo == "left erased" and "rebuilds it from defaults" in r.write.warnings[0]
+        )
+        after = dev.flash.snapshot()
+        # the firmware rebuilt its defaults at boot: a fresh FDCM area with one record
+        assert after[0xFF000:0xFF00B] == bytes.fromhex("a55a5aa5 0300 ec00 fe ffff")
+        assert r.mac.in_use == sysinfo_mac(after) == fw.chipid_mac(43).hex(":")
+        assert not r.mac.follows_donor
 
 
 def test_clone_refuses_a_donor_that_is_not_a_whole_dump(cwd):
@@ -329,6 +356,42 @@ def test_a_port_that_cannot_be_opened(cwd, capsys):
     code = xcli.main(["xr872", "info", "--port", str(cwd / "ttyNOPE"), "--json"])
     out = json.loads(capsys.readouterr().out)
     assert code == 4 and "cannot open serial port" in out["message"]
+
+
+def test_an_adapter_that_refuses_the_rate_stops_before_setuart(cwd, monkeypatch):
+    """pyserial refuses a rate the adapter cannot do (on a pty every rate is accepted, so
+    the refusal is injected into the host's port object, the line stays the real pty)."""
+    real = Port.set_baud
+
+    def refuse(self, baud):
+        if baud == 3_000_000:
+            import serial
+
+            raise serial.SerialException("Could not configure port: (22, 'Invalid argument')")
+        real(self, baud)
+
+    monkeypatch.setattr(Port, "set_baud", refuse)
+    with XR872Device(seed=18, boot_pins=True) as dev:
+        with pytest.raises(ConsoleError, match="refuses 3000000 baud") as ei:
+            x.info(opts(dev, max_baud=3_000_000))
+        assert "--max-baud 921600" in ei.value.hint and "still at 115200" in str(ei.value)
+        host = b"".join(c.data for c in dev.transcript.chunks if c.direction == "host")
+        assert (3_000_000 | 0x03000000).to_bytes(4, "big") not in host  # no SETUART sent
+        assert dev.uart.baud == 115200 and dev.crash is None
+
+
+def test_setuart_to_a_rate_the_adapter_cannot_do(cwd):
+    """The ROM acknowledges 3000000, the adapter cannot make it: the engine resyncs at the
+    new rate, then at 115200, then says what to do; after a power cycle 115200 works."""
+    with XR872Device(seed=19, adapter_max_baud=921_600) as dev:
+        with pytest.raises(DeviceError, match="does not really do 3000000") as ei:
+            x.info(opts(dev, max_baud=3_000_000))
+        assert "power-cycle" in ei.value.hint and "--max-baud 921600" in ei.value.hint
+        assert "untouched" in ei.value.flash_state
+        assert dev.mode == "rom" and dev.uart.baud == 3_000_000
+        dev.power_cycle()
+        r = x.info(opts(dev, max_baud=115200))
+        assert r.link.baud == 115200 and r.boot.booted and dev.crash is None
 
 
 def test_wrong_baud_is_reported(cwd):

@@ -159,7 +159,8 @@ def requests(draw):
     if c in (b.Cmd.SETJTAG, b.Cmd.SETCKCS):
         return b.Request(c, value=draw(st.integers(0, 255)))
     if c == b.Cmd.FLASH_ERASE:
-        return b.Request(c, addr=draw(u32), value=draw(st.sampled_from(list(b.Erase))))
+        mode = draw(st.sampled_from(list(b.Erase)))
+        return b.Request(c, addr=0 if mode == b.Erase.CHIP else draw(u32), value=mode)
     return b.Request(c)
 
 
@@ -186,6 +187,22 @@ def test_request_layouts_are_packed_big_endian():
     )
     p = b.encode_request(b.Request(b.Cmd.FLASH_READ, addr=2, length=3))
     assert p == bytes([26, 0, 0, 0, 2, 0, 0, 0, 3])
+    # XRRomFlasherBase.cs: the chip erase is mode 0 with no address
+    assert b.encode_request(b.Request(b.Cmd.FLASH_ERASE, value=b.Erase.CHIP)) == bytes([25, 0])
+    # BuildWrite32Packet: address big-endian, value little-endian on the wire and pre-image
+    req = b.Request(b.Cmd.WRITE4, addr=0x40043C40, data=(0x1000AC02).to_bytes(4, "little"))
+    assert b.encode_request(req) == bytes([5, 0x40, 0x04, 0x3C, 0x40, 0x02, 0xAC, 0x00, 0x10])
+    assert b.encode_request(req, "<") == bytes([5, 0x40, 0x3C, 0x04, 0x40, 0x02, 0xAC, 0x00, 0x10])
+
+
+def test_frames_match_bk7231guiflashtool():
+    """XRBaseFlasher.cs BuildLegacyGetFlashIdPacket / BuildChipTypePacket."""
+    assert b.frame_request(b.Request(b.Cmd.FLASH_GETINFO)) == bytes.fromhex(
+        "42 52 4F 4D 04 00 60 51 00 00 00 01 18"
+    )
+    assert b.frame_request(b.Request(b.Cmd.CHIPTYPE)) == bytes.fromhex(
+        "42 52 4F 4D 04 00 60 52 00 00 00 01 17"
+    )
 
 
 def test_decode_rejects_wrong_lengths_and_ids():
