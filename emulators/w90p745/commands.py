@@ -350,7 +350,10 @@ def cmd_e(sh: Shell, args: list[str]) -> None:
         if line in (".", "q", "Q") or "\x1b" in line:
             return
         if line:
-            v = hexnum(line)
+            # EditMemory's ScanUserInput takes hex digits without 0x
+            if not validhex("0x" + line):
+                raise CommandError(f"ERROR: Invalid parameter '{line}'")
+            v = int(line[:8], 16)
             bus.write(addr, (v & ((1 << 8 * width) - 1)).to_bytes(width, "little"))
         addr = (addr + width) & 0xFFFFFFFF
 
@@ -533,7 +536,9 @@ def cmd_set(sh: Shell, args: list[str]) -> None:
             parts = v.split(":")
             if len(parts) != 6 or any(len(p) != 2 for p in parts):
                 raise CommandError(f"ERROR: Invalid parameter '{v}'")
-            cfg.mac = bytes(hexnum(p) for p in parts)
+            if not all(validhex("0x" + p) for p in parts):
+                raise CommandError(f"ERROR: Invalid parameter '{v}'")
+            cfg.mac = bytes(int(p, 16) for p in parts)
         elif opt == "-ip":
             (v,) = take(1)
             parts = v.split(".")

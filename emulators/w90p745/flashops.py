@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from emulators.flash import FlashNotErasedError, FlashProtectedError, NorFlash
 from emulators.w90p745 import profile as P
-from emulators.w90p745.imagetable import ImageRecord, blocks_of, del_blocks
+from emulators.w90p745.imagetable import ImageRecord, del_blocks
 
 
 class FlashOpError(Exception):

@@ -182,7 +182,7 @@ def in_flash(addr: int, length: int = 1) -> bool:
 
 def scan(flash: NorFlash) -> list[ImageRecord]:
     """``FindFooter``: valid footers at block ends from block 1 on, at most 8."""
-    out = []
+    out: list[ImageRecord] = []
     for block in range(1, flash.size // P.BLOCK_SIZE):
         off = (block + 1) * P.BLOCK_SIZE - FOOTER
         raw = flash.read(off, RECORD_SIZE)
