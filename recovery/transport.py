@@ -155,6 +155,32 @@ def _can_match_newline(items: list, flags: int) -> bool:
     return False
 
 
+def _end_dependent(items: list) -> bool:
+    """Whether a match can depend on where the text ends (``$``, ``\\Z``, a lookahead,
+    a word boundary): such a pattern is never searched with an end position."""
+    for op, av in items:
+        if op is sre_c.AT and av not in (sre_c.AT_BEGINNING, sre_c.AT_BEGINNING_STRING):
+            return True
+        if op in (sre_c.ASSERT, sre_c.ASSERT_NOT):
+            if av[0] > 0 or _end_dependent(list(av[1])):
+                return True
+        elif op in (sre_c.MAX_REPEAT, sre_c.MIN_REPEAT, sre_c.POSSESSIVE_REPEAT):
+            if _end_dependent(list(av[2])):
+                return True
+        elif op is sre_c.SUBPATTERN:
+            if _end_dependent(list(av[3])):
+                return True
+        elif op is sre_c.ATOMIC_GROUP:
+            if _end_dependent(list(av)):
+                return True
+        elif op is sre_c.BRANCH:
+            if any(_end_dependent(list(b)) for b in av[1]):
+                return True
+        elif op in (sre_c.GROUPREF_EXISTS,):
+            return True
+    return False
+
+
 def _width(items: list) -> int:
     w = sre_parse.SubPattern(sre_parse.State(), items).getwidth()[1]
     return _UNBOUNDED if w >= _UNBOUNDED else w
@@ -170,10 +196,19 @@ class _ResumeRule:
     no earlier than the last line feed before ``n`` when the pattern can only
     hold a line feed as its first or last character (a line pattern, a prompt
     at the start of a line). ``None``: search from the start every time.
+
+    ``bounded``: the pattern is at most ``width`` characters long and its match
+    does not depend on where the text ends, so once another pattern matched at
+    ``s``, searching up to ``s + width`` finds any earlier match of this one.
+    ``needs_newline``: every match holds a line feed (a line pattern), so there
+    is nothing to search for until one has arrived: a regex engine would try a
+    line pattern from every position of a long unfinished line (O(n^2)).
     """
 
     width: int | None
     newline_safe: bool
+    bounded: bool = False
+    needs_newline: bool = False
 
     @classmethod
     def of(cls, pattern: re.Pattern[str]) -> _ResumeRule:
@@ -186,9 +221,11 @@ class _ResumeRule:
             newline_safe = not _can_match_newline(inner, pattern.flags) and all(
                 not _can_match_newline([it], pattern.flags) or _width([it]) <= 1 for it in ends
             )
+            bounded = width < _UNBOUNDED and not _end_dependent(items)
+            needs_newline = (sre_c.LITERAL, 10) in items
         except Exception:  # noqa: BLE001 - a pattern not understood is searched whole
             return cls(None, False)
-        return cls(width if width < _UNBOUNDED else None, newline_safe)
+        return cls(width if width < _UNBOUNDED else None, newline_safe, bounded, needs_newline)
 
     def resume(self, text: str, n: int) -> int:
         """The position a search must start from, given no match in ``text[:n]``."""
@@ -220,7 +257,10 @@ class ConsoleMatcher:
     whatever sizes the text arrived in. The first match wins (the earliest
     start; on a tie the pattern listed first), as with pexpect. To keep a long
     wait linear, each search starts where a match could still begin (see
-    :class:`_ResumeRule`) instead of at the start again.
+    :class:`_ResumeRule`) instead of at the start again; and once one pattern
+    has matched, a pattern of bounded length is searched only as far as it
+    could still match earlier, so reading a long output line by line while
+    also watching for a prompt stays linear too.
     """
 
     def __init__(self) -> None:
@@ -228,11 +268,16 @@ class ConsoleMatcher:
         self.before = ""
         self.match: re.Match[str] | None = None
         self._resume: list[int] = []
+        self._rules: list[_ResumeRule] = []
+        self._order: list[int] = []
         self._searched = 0
 
-    def start(self, count: int) -> None:
-        """A new expect with ``count`` patterns: search the held text from its start."""
-        self._resume = [0] * count
+    def start(self, patterns: Sequence[re.Pattern[str]]) -> None:
+        """A new expect for ``patterns``: search the held text from its start."""
+        self._rules = [_rule(p) for p in patterns]
+        # the patterns that can be cut short by an earlier match go last
+        self._order = sorted(range(len(patterns)), key=lambda i: self._rules[i].bounded)
+        self._resume = [0] * len(patterns)
         self._searched = 0
 
     def feed(self, text: str) -> None:
@@ -243,16 +288,31 @@ class ConsoleMatcher:
         buf = self.buffer
         best: re.Match[str] | None = None
         best_i = -1
-        for i, pat in enumerate(patterns):
-            m = pat.search(buf, self._resume[i])
-            if m is not None and (best is None or m.start() < best.start()):
+        for i in self._order:
+            pat, rule, pos = patterns[i], self._rules[i], self._resume[i]
+            if rule.needs_newline and buf.find("\n", pos) < 0:
+                continue
+            if best is not None and rule.bounded:
+                assert rule.width is not None
+                # an earlier start, or the same start when listed before the best
+                end = best.start() + rule.width - (1 if i > best_i else 0)
+                if end < pos:
+                    continue
+                m = pat.search(buf, pos, end)
+            else:
+                m = pat.search(buf, pos)
+            if m is not None and (
+                best is None
+                or m.start() < best.start()
+                or (m.start() == best.start() and i < best_i)
+            ):
                 best, best_i = m, i
         if best is None:
             n = len(buf)
             if n > self._searched:
                 self._resume = [
-                    max(r, _rule(p).resume(buf, n))
-                    for r, p in zip(self._resume, patterns, strict=True)
+                    max(r, rule.resume(buf, n))
+                    for r, rule in zip(self._resume, self._rules, strict=True)
                 ]
                 self._searched = n
             return None
@@ -388,7 +448,7 @@ class Port:
             patterns = [patterns]
         compiled = [re.compile(p) if isinstance(p, str) else p for p in patterns]
         con = self.console
-        con.start(len(compiled))
+        con.start(compiled)
         deadline = time.monotonic() + timeout
         while True:
             idx = con.search(compiled)

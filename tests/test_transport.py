@@ -82,6 +82,9 @@ DRIVER_SETS = [
     [r"[\r\n]bootloader > ", r"W90P745 Boot Loader"],
     [r"(?i)login: ?$", r"[#$>] $"],
     [r"(?:\A|\n)[^\r\n]*# "],
+    # ties: the same start for a line and a bounded pattern, in both orders
+    [LINE, r"hilinux # ", r"# "],
+    [r"# ", r"(?:\A|\n)[^\r\n]*# ", r"T \r?\n"],
 ]
 
 
@@ -108,7 +111,7 @@ def _run(matcher, pieces: list[str], sets: list[list[str]]) -> list[tuple[int, s
     feed = iter(pieces)
     for patterns in sets:
         compiled = [re.compile(p) for p in patterns]
-        matcher.start(len(compiled))
+        matcher.start(compiled)
         while (idx := matcher.search(compiled)) is None:
             piece = next(feed, None)
             if piece is None:
@@ -123,11 +126,16 @@ def _run(matcher, pieces: list[str], sets: list[list[str]]) -> list[tuple[int, s
 
 
 class _FullSearch(ConsoleMatcher):
-    """The reference: every search starts at the beginning of the pending text."""
+    """The reference: every pattern searched through the whole pending text every time;
+    the earliest start wins, on a tie the pattern listed first."""
 
     def search(self, patterns):
-        self._resume = [0] * len(patterns)
-        return super().search(patterns)
+        found = [(m.start(), i, m) for i, p in enumerate(patterns) if (m := p.search(self.buffer))]
+        if not found:
+            return None
+        _, i, m = min(found, key=lambda f: f[:2])
+        self.before, self.match, self.buffer = self.buffer[: m.start()], m, self.buffer[m.end() :]
+        return i
 
 
 _console_text = st.lists(
@@ -190,7 +198,7 @@ def test_a_long_wait_resumes_near_the_end():
     line feed), which keeps the work linear."""
     con = ConsoleMatcher()
     prompt = [re.compile(PROMPT)]
-    con.start(1)
+    con.start(prompt)
     row = "34100000: 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff    ..3DUfw.........\r\n"
     for _ in range(2000):
         con.feed(row)
