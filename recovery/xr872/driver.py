@@ -246,6 +246,10 @@ class Session:
         current, rate = self.port.baud, self.opts.max_baud
         if rate == current:
             return current
+        if self.opts.port.startswith("socket://"):
+            # pyserial's socket:// cannot change the far adapter's rate: SETUART would garble
+            self.log(f"{self.opts.port}: the link's rate cannot be changed; staying at {current}")
+            return current
         # try the host side first: an adapter that refuses the rate stops us before SETUART
         try:
             self._set_host_baud(rate)

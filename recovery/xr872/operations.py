@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recovery.errors import ImageError, RefusedError, UsageError, VerifyError
+from recovery.errors import ImageError, RefusedError, VerifyError
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
 from recovery.safety import flash_tracker
@@ -584,16 +584,12 @@ def clone(
 ) -> CloneResult:
     """Write a donor's whole-flash dump onto this unit, keeping this unit's own data.
 
-    This unit is backed up first (whole flash, and its eFuse in the manifest). The
+    This unit is backed up first (whole flash, and its eFuse in the manifest; with
+    ``no_backup`` it is read all the same, but not saved). The
     donor's image sections are written; this unit's sysinfo and every other sector
     outside both image chains are kept byte for byte unless ``take_donor_data``. A
     sysinfo that is not valid FDCM is left erased (the firmware rebuilds defaults).
     After the reboot the boot log's MAC lines say which MAC the unit uses."""
-    if no_backup:
-        raise UsageError(
-            "clone always backs up this unit first (its own data comes from that read): "
-            "leave out --no-backup"
-        )
     data = _load(donor)
     if len(data) != FLASH_SIZE:
         raise ImageError(
@@ -612,9 +608,11 @@ def clone(
                 f"this unit's flash is {s.flash.size} bytes, the donor dump {len(data)}",
                 flash_state=UNTOUCHED,
             )
-        current, bpath = _read_current(s, backup, False, s.flash.size)
+        current, bpath = _read_current(s, backup, no_backup, s.flash.size)
         unit_si = parse_sysinfo(current[SYSINFO])
         warnings: list[str] = []
+        if bpath is None:
+            warnings.append("--no-backup: this unit's flash was read but not saved anywhere")
         kept: list[int] = []
         if take_donor_data:
             target = bytearray(data)
