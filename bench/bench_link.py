@@ -10,6 +10,11 @@ Host -> device: the host writes the same amount in one ``write()``; the device t
 rate is all bytes over the time from the host's write to the device's last byte.
 
 8N1 carries 10 bits per byte, so the wire limit is baud/10 bytes/s.
+
+Engine matching cost: the CPU time :class:`~recovery.transport.Port` spends waiting for
+a prompt behind a 64 KiB ``md.b`` dump (323 KB of text) and reading a 1 MB kernel log
+line by line, in fast mode, over the plain link and through 4 KiB bursts. It must
+grow linearly with the text (issue 19: no window that skips data, no O(n^2) re-search).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import time
 
 import serial
 
-from emulators.serial import VirtualUart
+from emulators.serial import LinkFaults, VirtualUart
+from recovery.transport import Port
 
 BAUDS = (9600, 115200, 921600)
 SECONDS = 1.5
@@ -106,7 +112,43 @@ def _line(direction: str, baud: int, rate: float, intact: bool, extra: str = "")
     )
 
 
+MD_ROW = "34100000: 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff    ..3DUfw.........\r\n"
+LOG_LINE = "jffs2_scan_inode_node(): CRC failed on node at 0x00000038: Read 0x5a000025\r\n"
+
+
+def matching_cost(text: str, patterns: list[str], faults: LinkFaults | None) -> tuple[float, int]:
+    """(CPU seconds of the host side, expects) to read ``text`` + a prompt with ``patterns``
+    until the first one (the prompt) matches."""
+    data = (text + "hilinux # ").encode("latin-1")
+    with VirtualUart(faults=faults) as uart, Port(uart.path) as port:
+        writer = threading.Thread(target=lambda: (uart.write(data), uart.drain(30)))
+        t0 = time.thread_time()
+        writer.start()
+        expects = 1
+        while port.expect(patterns, timeout=30) != 0:
+            expects += 1
+        spent = time.thread_time() - t0
+        writer.join(30)
+    return spent, expects
+
+
+def _matching() -> None:
+    prompt = r"(?:\A|\n)hilinux # "
+    cases = [
+        ("prompt after a 64 KiB md.b", MD_ROW * 4096, [prompt]),
+        ("1 MB kernel log, line by line", LOG_LINE * 13000, [prompt, r"[^\r\n]*\r?\n"]),
+    ]
+    for name, text, patterns in cases:
+        for link, faults in (("plain", None), ("4 KiB bursts", LinkFaults(chunk=4096))):
+            cpu, expects = matching_cost(text, patterns, faults)
+            print(
+                f"matching: {name} ({len(text) / 1e6:.2f} MB, {expects} expects), {link}: "
+                f"{cpu:.2f} s CPU = {len(text) / max(cpu, 1e-9) / 1e6:.1f} MB/s"
+            )
+
+
 def main() -> None:
+    _matching()
     print(f"each run carries {SECONDS} s of wire time, 8N1 (10 bits per byte)")
     for baud in BAUDS:
         rate, dev_rate, intact = device_to_host(baud)
