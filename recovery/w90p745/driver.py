@@ -117,6 +117,9 @@ class TransferFailed(DeviceError):
 ASK_DELETE_RE = re.compile(r"Do you want to delete it\?\[y/N\]\r?\n")
 RECEIVER_RE = re.compile(r"Press Ctrl-x to cancel \.\.\. \r?\n")
 LOADER_BAUDS = (460800, 230400, 115200)  # the fast end of B's list
+# The loader's output is ASCII (d prints bytes > 0x7F as '.'): a run of other
+# bytes at a raised rate is its 115200 banner after a restart.
+GARBLED_RE = re.compile(r"[\x00\x80-\xff]{4}")
 
 
 # -- the console -------------------------------------------------------------------
@@ -266,8 +269,12 @@ class W90Console:
         return self.wait_prompt(timeout)
 
     def wait_prompt(self, timeout: float) -> str:
-        """The text before the next prompt; DeviceRestarted when the banner comes instead."""
-        if self.port.expect([PROMPT_RE, BANNER_RE], timeout=timeout) == 1:
+        """The text before the next prompt; DeviceRestarted when the banner comes instead
+        (or, at a raised rate, bytes no loader output holds: the banner at 115200)."""
+        pats = [PROMPT_RE, BANNER_RE]
+        if self.port.baud != 115200:
+            pats.append(GARBLED_RE)
+        if self.port.expect(pats, timeout=timeout) != 0:
             self.restarted()
         return self.port.before
 
