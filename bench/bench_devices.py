@@ -3,7 +3,7 @@ many Hi3511 devices one process runs at once.
 
 * Start-up: construction (flash file created and loaded, as the lab does it), then from
   ``power_on()`` to the first banner byte a pyserial host reads, and to the device's first
-  interactive point (U-Boot's autoboot line, the W90P745's ESC prompt, the XR872's login).
+  interactive point (U-Boot's autoboot line, the W90P745's ESC prompt, the XR872's boot log MAC line).
 * Memory: ``K`` devices of a board running side by side at their interactive point; the Python
   heap from :mod:`tracemalloc` and the process's ``VmRSS`` from /proc/self/status, divided by
   ``K``. The flash is a file-backed shared mmap: its pages show up as ``RssFile`` (page cache,
@@ -72,7 +72,7 @@ def _boards() -> list[Board]:
         Board(
             "xr872 (1 MiB)",
             lambda p, s: XR872Device(flash_path=p, seed=s),
-            rb"XF16 login: ",
+            rb"in use        : ",
             None,
             None,
         ),
