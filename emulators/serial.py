@@ -1,7 +1,7 @@
 """The virtual UART: the device side of a serial line, behind a real pty.
 
 The host end is a pty slave (``/dev/pts/N``, optionally behind a stable
-symlink) that pyserial, pexpect, picocom or minicom open like ``/dev/ttyUSB0``.
+symlink) that pyserial, picocom or minicom open like ``/dev/ttyUSB0``.
 The device holds the master and one slave descriptor of its own, so a host
 may close and reopen the port without the device seeing EIO.
 
@@ -474,6 +474,8 @@ class VirtualUart:
     # -- burst delivery ---------------------------------------------------------
     def _emit(self, data: bytes) -> None:
         if not self.faults.bursts:
+            if self._held:  # bursts were switched off meanwhile: what is held goes first
+                self._flush_held()
             self._send(data)
             return
         self._polled = False
