@@ -457,7 +457,17 @@ class W90Console:
         port = self.port
         self.d_next = None
         blocks = -(-len(data) // FLASH_BLOCK) + 1
-        self._type(fx_command(entry))
+        for attempt in range(4):
+            try:
+                self._type(fx_command(entry))
+                break
+            except EchoError:
+                if attempt == 3:
+                    raise TransferFailed(
+                        f"could not type the fx command for image {entry.number}",
+                        flash_state="unchanged by this command",
+                    ) from None
+                self.sync()
         port.send("\r")
         pats = [ASK_DELETE_RE, RECEIVER_RE, PROMPT_RE, BANNER_RE]
         i = port.expect(pats, timeout=10.0 + self.wire(400))
