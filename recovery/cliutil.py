@@ -185,6 +185,9 @@ def add_force_option(parser: argparse.ArgumentParser, flag: str = "--force") -> 
 
 # Operations that only read the flash: their flash state is "untouched" however they end.
 READ_ONLY = frozenset({"info", "backup", "dump"})
+# Operations that report every write to recovery.safety's tracker (hi3511 flash/restore,
+# w90p745 restore, xr872 write/clone): "untouched" until they say otherwise.
+REPORTING = frozenset({"flash", "restore", "write", "clone"})
 
 
 @contextlib.contextmanager
@@ -240,7 +243,7 @@ def run_operation(
     as_json = getattr(args, "json", False)
     if read_only is None:
         read_only = operation.split()[-1] in READ_ONLY
-    tracker = FlashTracker(tracked=read_only)
+    tracker = FlashTracker(tracked=read_only or operation.split()[-1] in REPORTING)
     token = set_tracker(tracker)
     try:
         with _sigterm_as_interrupt(), _private_files():
@@ -270,6 +273,7 @@ def _run(
             force_flag=getattr(args, "force_flag", None),
         )
         facts = to_jsonable(fn())
+        tracker.finished = True
         if not isinstance(facts, dict):
             facts = {"value": facts}
         payload: dict[str, Any] = {

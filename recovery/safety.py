@@ -3,7 +3,9 @@
 * :class:`FlashTracker`: every operation that writes tells it which range it is
   about to change (:meth:`~FlashTracker.writing`), which it has written
   (:meth:`~FlashTracker.written`) and verified (:meth:`~FlashTracker.verified`),
-  and which command finishes the job (:attr:`~FlashTracker.resume`).
+  and which command finishes the job (:attr:`~FlashTracker.resume`); an operation
+  that knows its ranges up front says so (:meth:`~FlashTracker.plan`), so that an
+  interruption between two ranges is "partially written", not "verified".
   :func:`recovery.cliutil.run_operation` keeps one per operation
   (:func:`flash_tracker` returns it) and reports it however the operation ends
   (success, error, Ctrl-C, SIGTERM, a vanished port) as ``flash_status``:
@@ -29,6 +31,7 @@ PARTIAL = "partially written"
 UNVERIFIED = "complete but unverified"
 VERIFIED = "verified"
 UNKNOWN = "unknown"
+PENDING = "not yet written (old contents)"
 
 
 @dataclass
@@ -38,6 +41,14 @@ class FlashTracker:
     tracked: bool = False
     ranges: dict[tuple[int, int], str] = field(default_factory=dict)
     resume: str | None = None
+    planned: list[tuple[int, int]] = field(default_factory=list)
+    finished: bool = False  # set by run_operation when the operation returned
+
+    def plan(self, ranges: Iterable[tuple[int, int]]) -> FlashTracker:
+        """The ranges the operation is going to write, all of them."""
+        self.tracked = True
+        self.planned = [(a, b) for a, b in ranges]
+        return self
 
     def start(self) -> FlashTracker:
         """The operation will report what it writes: until then the flash is untouched."""
@@ -57,34 +68,39 @@ class FlashTracker:
         self.tracked = True
         self.ranges[(start, end)] = VERIFIED
 
+    def _pending(self) -> list[tuple[int, int]]:
+        return [r for r in self.planned if r not in self.ranges]
+
     @property
     def state(self) -> str:
+        """The state of the flash as a whole for the job (see the module docstring)."""
         if not self.tracked:
             return UNKNOWN
         states = set(self.ranges.values())
         if not states:
             return UNTOUCHED
-        if PARTIAL in states:
-            return PARTIAL
+        if PARTIAL in states or self._pending():
+            return PARTIAL  # a mix of old and new
+        if not self.planned and not self.finished:
+            return PARTIAL  # stopped between ranges it had not announced
         if UNVERIFIED in states:
             return UNVERIFIED
         return VERIFIED
 
     def as_dict(self) -> dict[str, Any]:
+        every = {**{r: PENDING for r in self._pending()}, **self.ranges}
         return {
             "state": self.state,
-            "ranges": [
-                {"start": a, "end": b, "state": s} for (a, b), s in sorted(self.ranges.items())
-            ],
+            "ranges": [{"start": a, "end": b, "state": s} for (a, b), s in sorted(every.items())],
             "resume": self.resume if self.state not in (UNTOUCHED, VERIFIED) else None,
         }
 
     def describe(self) -> str:
         text = self.state
-        parts = [s for s in self.ranges.values()]
-        if parts and self.state != VERIFIED:
+        every = {**{r: PENDING for r in self._pending()}, **self.ranges}
+        if every and self.state != VERIFIED:
             text += ": " + ", ".join(
-                f"{a:#x}..{b - 1:#x} {s}" for (a, b), s in sorted(self.ranges.items())
+                f"{a:#x}..{b - 1:#x} {s}" for (a, b), s in sorted(every.items())
             )
         return text
 

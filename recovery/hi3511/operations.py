@@ -524,6 +524,7 @@ def flash(
             elif no_backup:
                 facts["backup"] = None
             assert sess.uboot is not None
+            flash_tracker().plan([(region.start, region.end)])
             if skip_erase:
                 files.offer(remote_name, prepared.data)
                 sess.state = (
@@ -630,6 +631,7 @@ def restore(
         regions = [Region(r["name"], r["address"], r["length"]) for r in ranges]
         sess.check_geometry(regions)
         facts["network"] = sess.network(net)
+        flash_tracker().plan((r.start, r.end) for r in regions)
         with TftpFiles(net, sess.status) as files:
             if backup_out is not None:
                 bootloader = any(r.start < REGIONS["kernel"].start for r in regions)

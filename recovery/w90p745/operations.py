@@ -39,7 +39,6 @@ Their public names are re-exported here.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -58,11 +57,10 @@ from recovery.errors import (
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
 from recovery.safety import flash_tracker
-from recovery.transport import Port, Timeout, TransportError
+from recovery.transport import Port, TransportError
 from recovery.w90p745.driver import (
     FLASH_BLOCK,
     LOADER_BAUDS,
-    EchoError,
     Notify,
     TransferFailed,
     W90Console,
@@ -539,7 +537,7 @@ def restore(
     notify: Notify = stderr_notify,
     verify: str = "full",
     baud: int | None = None,
-    tries: int = 5,
+    tries: int = 3,
 ) -> RestoreResult:
     """Write a dump's images back with ``fx`` over Xmodem-128, each checked before
     the next: ``ls`` must show exactly the padded size sent (larger: the loader's
@@ -564,6 +562,11 @@ def restore(
     done: list[RestoredImage] = []
     total = sum(len(d.data) for d in todo)
     tracker = flash_tracker().start()
+    spans = {}
+    for d in todo:
+        blocks = _blocks(d.entry, padded_length(len(d.data)))
+        spans[d.entry.number] = (min(blocks) * FLASH_BLOCK, (max(blocks) + 1) * FLASH_BLOCK)
+    tracker.plan(spans.values())
     tracker.resume = f"camrescue w90p745 restore {dump_dir} --port {port.url}"
     try:
         _raise_speed(con, baud)
@@ -571,8 +574,7 @@ def restore(
             base = 0
             for d in todo:
                 e = d.entry
-                blocks = _blocks(e, padded_length(len(d.data)))
-                span = (min(blocks) * FLASH_BLOCK, (max(blocks) + 1) * FLASH_BLOCK)
+                span = spans[e.number]
                 tracker.writing(*span)
                 try:
                     r = _restore_one(con, d, current, verify, tries, bar, base)
@@ -672,10 +674,8 @@ def _lower_speed(con: W90Console) -> None:
         return
     try:
         con.set_speed(115200)
-    except (RecoveryError, TransportError, EchoError, Timeout):
-        # the camera is gone or restarted (then it is at 115200 anyway)
-        with contextlib.suppress(TransportError):
-            con.port.set_baud(115200)
+    except (RecoveryError, TransportError):
+        pass
 
 
 def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> int | None:

@@ -344,7 +344,7 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
     if plan.changed:
         # from the first erase on, an interruption leaves a mix of old and new
         first, last = min(plan.changed), max(plan.changed) + SECTOR
-        tracker.writing(first, last)
+        tracker.plan([(first, last)]).writing(first, last)
         tracker.resume = f"{restore} --port {s.opts.port}" if backup else "the same command again"
         s.state = (
             f"partly written between 0x{first:05x} and 0x{last:05x}: it will not boot as it is"

@@ -1,0 +1,230 @@
+"""Issue 17: an interruption at any moment ends with a flash state that is true.
+
+The real engine (``python -m recovery``, a process of its own) writes to an emulated
+camera and gets SIGINT (Ctrl-C) or SIGTERM at 20 random moments of a Hi3511 restore
+and flash and of an XR872 write (the moments are drawn from a fixed seed over the
+length of an uninterrupted run: where the signal lands varies with the machine's
+speed, what is checked does not). Every run must end with one JSON object whose
+``flash_status`` matches the emulated flash, byte for byte:
+
+* ``untouched``: the flash is as it was;
+* ``partially written``: outside the ranges named, the flash is as it was; ranges
+  named ``verified`` or ``complete but unverified`` hold the new bytes; and the
+  command in ``resume``, run afterwards, finishes the job;
+* ``verified``: the flash holds the result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_hi3511_engine import camera, run_engine
+
+from emulators.xr872 import XR872Device
+from harness.firmware import root_image, vendor_flash
+from harness.firmware import xr872 as xfw
+
+HI_BASE = 0x34000000
+XR_FAST = ["--boot-wait", "0.5", "--timeout", "0.5", "--settle", "0.1"]
+POINTS = 10  # per operation: 2 x 10 on the Hi3511, 20 on the XR872
+
+
+def engine(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "recovery", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def talking(dev) -> Callable[[], bool]:
+    """True once the engine has sent the device something (the operation has begun:
+    moments are counted from there, not from the interpreter's start)."""
+    mark = len(dev.transcript.chunks)
+    return lambda: any(c.direction == "host" for c in dev.transcript.chunks[mark:])
+
+
+def interrupt_at(
+    argv: list[str], delay: float, sig: int, started: Callable[[], bool]
+) -> tuple[int, dict]:
+    proc = engine(argv)
+    deadline = time.monotonic() + 60
+    while not started() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    try:
+        proc.wait(delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, (out, err[-3000:])
+    return proc.returncode, json.loads(lines[0])
+
+
+def check_state(status: dict, now: bytes, before: bytes, after: bytes, base: int) -> None:
+    """``flash_status`` against the emulated flash (see the module docstring)."""
+    state = status["state"]
+    if state == "untouched":
+        assert now == before, "said untouched, but the flash changed"
+        return
+    if state == "verified":
+        assert now == after, "said verified, but the flash is not the result"
+        return
+    assert state in ("partially written", "complete but unverified"), status
+    assert status["ranges"], status
+    assert status["resume"], status
+    covered = bytearray(len(now))
+    for r in status["ranges"]:
+        lo, hi = r["start"] - base, r["end"] - base
+        covered[lo:hi] = b"\1" * (hi - lo)
+        if r["state"] in ("verified", "complete but unverified"):
+            assert now[lo:hi] == after[lo:hi], r
+        if r["state"].startswith("not yet written"):
+            covered[lo:hi] = b"\0" * (hi - lo)  # must still hold the old bytes
+    for off in range(0, len(now), 0x10000):  # outside the ranges: as before
+        piece = slice(off, off + 0x10000)
+        if not any(covered[piece]):
+            assert now[piece] == before[piece], f"changed outside the ranges at {off:#x}"
+    if state == "partially written":  # a range being written, or one not yet begun
+        assert {r["state"] for r in status["ranges"]} & {
+            "partially written",
+            "not yet written (old contents)",
+        }, status
+
+
+def moments(seed: str, total: float) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(0.0, total) for _ in range(POINTS)]
+
+
+def resume_argv(status: dict, extra: list[str]) -> list[str]:
+    words = shlex.split(status["resume"])
+    assert words[0] == "camrescue", status["resume"]
+    return [*words[1:], *extra]
+
+
+# -- Hi3511 ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hi_files(tmp_path_factory) -> dict[str, object]:
+    d = tmp_path_factory.mktemp("sig")
+    flash_a, flash_b = vendor_flash("A"), vendor_flash("B")
+    backup = d / "cam-B.bin"
+    with camera(flash_b) as (_dev, opts):
+        code, r, _ = run_engine("hi3511", "backup", *opts, "--out", str(backup))
+    assert code == 0, r
+    image = d / "instar.jffs2"
+    image.write_bytes(root_image("B"))
+    return {"a": flash_a, "b": flash_b, "backup": backup, "image": image}
+
+
+def _hi_target(op: str, files: dict) -> bytes:
+    a, b = files["a"], files["b"]
+    if op == "restore":
+        return a[:0x100000] + b[0x100000:]
+    img = files["image"].read_bytes()
+    root = img + b"\xff" * (0xD00000 - len(img))
+    return a[:0x200000] + root + a[0xF00000:]
+
+
+def _hi_argv(op: str, files: dict, opts: list[str]) -> list[str]:
+    if op == "restore":
+        return ["hi3511", "restore", str(files["backup"]), *opts, "--no-backup", "--no-boot",
+                "--other-camera"]  # fmt: skip
+    return ["hi3511", "flash", str(files["image"]), *opts, "--no-backup", "--no-boot"]
+
+
+@pytest.mark.parametrize("op", ["restore", "flash"])
+def test_hi3511_sigint_at_random_moments_reports_the_true_flash_state(hi_files, op):
+    before, after = hi_files["a"], _hi_target(op, hi_files)
+    with camera(before) as (dev, opts):  # one uninterrupted run: how long it takes
+        t0 = time.monotonic()
+        code, r = interrupt_at(_hi_argv(op, hi_files, opts), 600, signal.SIGINT, talking(dev))
+        total = time.monotonic() - t0
+        assert code == 0, r
+        assert dev.flash.read(0, len(before)) == after
+        check_state(r["flash_status"], dev.flash.read(0, len(before)), before, after, HI_BASE)
+    states = []
+    resumed = 0
+    for i, delay in enumerate(moments(f"hi3511-{op}", total)):
+        sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
+        with camera(before) as (dev, opts):
+            code, r = interrupt_at(_hi_argv(op, hi_files, opts), delay, sig, talking(dev))
+            status = r["flash_status"]
+            states.append(status["state"])
+            # a signal that lands after the result was printed ends the interpreter
+            assert code in (0, 130) or (r["ok"] and code in (-2, -15)), (code, r)
+            if code == 130:
+                assert r["error"] == "Interrupted" and r["flash_state"], r
+            check_state(status, dev.flash.read(0, len(before)), before, after, HI_BASE)
+            if status["state"] not in ("untouched", "verified") and resumed < 2:
+                # the command it names finishes the job
+                resumed += 1
+                code, r2, _ = run_engine(*resume_argv(status, opts))
+                assert code == 0, r2
+                assert dev.flash.read(0, len(before)) == after
+    assert len(states) == POINTS
+
+
+# -- XR872 --------------------------------------------------------------------------------
+
+
+def test_xr872_sigint_at_random_moments_reports_the_true_flash_state(tmp_path):
+    image = tmp_path / "xr_system.img"
+    data = xfw.build_image(xfw.xr872_sections(12))
+    image.write_bytes(data)
+    argv = ["xr872", "write", str(image), "--no-backup", "--no-reboot", "--json", *XR_FAST]
+
+    def target(before: bytes) -> bytes:
+        return data + before[len(data) :]
+
+    with XR872Device(seed=21) as dev:
+        before = dev.flash.snapshot()
+        t0 = time.monotonic()
+        code, r = interrupt_at([*argv, "--port", dev.path], 600, signal.SIGINT, talking(dev))
+        total = time.monotonic() - t0
+        assert code == 0, r
+        assert dev.flash.snapshot() == target(before)
+    states = []
+    for i, delay in enumerate(moments("xr872-write", total) + moments("xr872-write-2", total)):
+        sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
+        with XR872Device(seed=21) as dev:
+            before = dev.flash.snapshot()
+            code, r = interrupt_at([*argv, "--port", dev.path], delay, sig, talking(dev))
+            assert code in (0, 130) or (r["ok"] and code in (-2, -15)), (code, r)
+            status = r["flash_status"]
+            states.append(status["state"])
+            check_state(status, dev.flash.snapshot(), before, target(before), 0)
+    assert len(states) == 2 * POINTS
+
+
+def test_sigterm_takes_the_ctrl_c_path_in_run_operation(tmp_path):
+    """SIGTERM (kill) ends an operation with the same JSON as Ctrl-C, exit code 130."""
+    code = (
+        "import os, signal, time\n"
+        "from argparse import Namespace\n"
+        "from recovery.cliutil import run_operation\n"
+        "def op():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(5)\n"
+        "raise SystemExit(run_operation(Namespace(json=True, quiet=True), 'xr872 dump', op))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, r
+    payload = json.loads(r.stdout)
+    assert payload["error"] == "Interrupted"
+    assert payload["flash_status"]["state"] == "untouched"  # a dump only reads
+    assert payload["flash_state"] == "untouched"
+    assert Path(os.devnull).exists()
