@@ -39,6 +39,7 @@ Their public names are re-exported here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -57,10 +58,11 @@ from recovery.errors import (
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
 from recovery.safety import flash_tracker
-from recovery.transport import Port, TransportError
+from recovery.transport import Port, Timeout, TransportError
 from recovery.w90p745.driver import (
     FLASH_BLOCK,
     LOADER_BAUDS,
+    EchoError,
     Notify,
     TransferFailed,
     W90Console,
@@ -537,7 +539,7 @@ def restore(
     notify: Notify = stderr_notify,
     verify: str = "full",
     baud: int | None = None,
-    tries: int = 3,
+    tries: int = 5,
 ) -> RestoreResult:
     """Write a dump's images back with ``fx`` over Xmodem-128, each checked before
     the next: ``ls`` must show exactly the padded size sent (larger: the loader's
@@ -674,8 +676,10 @@ def _lower_speed(con: W90Console) -> None:
         return
     try:
         con.set_speed(115200)
-    except (RecoveryError, TransportError):
-        pass
+    except (RecoveryError, TransportError, EchoError, Timeout):
+        # the camera is gone or restarted (then it is at 115200 anyway)
+        with contextlib.suppress(TransportError):
+            con.port.set_baud(115200)
 
 
 def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> int | None:
