@@ -139,6 +139,11 @@ def test_silent_line():
 def test_fifo_overrun_drops_what_the_host_did_not_read():
     with VirtualUart(faults=LinkFaults(fifo=100)) as uart, open_host(uart, timeout=0.2) as host:
         uart.write(b"a" * 80)
+        # the pty hands bytes to the host's side asynchronously: wait for the work to
+        # arrive, not for a time (a busy machine may take longer)
+        deadline = time.monotonic() + 10
+        while host.in_waiting < 80 and time.monotonic() < deadline:
+            time.sleep(0.001)
         uart.write(b"b" * 80)  # only 20 fit while the host has not read
         got = read_n(host, 160, timeout=0.3)
         assert got == b"a" * 80 + b"b" * 20
