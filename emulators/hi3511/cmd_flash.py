@@ -10,10 +10,28 @@
   boundary``. ``flash_erase`` prints ``\\n`` or ``- Warning: %d protected
   sectors will not be erased!\\n``, a ``.`` per erased sector and `` done``;
   then ``Erased %d sectors`` counts every sector of the range.
-* ``protect on|off start end|+len|all``: ``Protected %d sectors`` /
-  ``Un-Protected %d sectors``.
+* ``protect on|off start end|+len|all``: with CFG_FLASH_PROTECTION a ``.`` per
+  sector (``flash_real_protect``), then ``\\n`` and ``Protected %d sectors`` /
+  ``Un-Protected %d sectors``; ``all``, ``bank N`` and ``N:S-E`` print their
+  ``Protect Flash ...`` line, the dots and `` done`` (REFERENCE.md "Captured from
+  the real program"; github zhhejun/u-boot-1.1.4 common/cmd_flash.c).
 * ``flinfo``: the CFI driver's listing, five sector addresses a line with
   `` (RO)`` for protected sectors.
+
+HiSilicon's tree (github zhhejun/u-boot-1.1.4):
+
+* common/cmd_flash.c ``flash_sect_erase`` prints ``Erase Flash from 0x%08lx to
+  0x%08lx in Bank # 1 `` (the end is ``start[s_last+1] - 1``: for the last sector
+  that reads the zeroed entry past the table, so it prints 0xffffffff).
+* drivers/cfi_flash.c ``flash_erase`` draws common/console.c's progress bar
+  (:mod:`emulators.hi3511.progressbar`, 20 steps over the sectors) instead of dots
+  and `` done``: ``progressbar_show`` after each erased sector, once more at the
+  end, then ``\\n``.
+* drivers/cfi_flash.c ``flash_print_info``: ``  AMD Standard command set,
+  Manufacturer ID: 0x%02X, Device ID: 0x%02X`` (``%04X`` of the second ID for
+  0x7E), ``  Erase timeout: %ld ms, write timeout: %ld ms``, ``  Buffer write
+  timeout: %ld ms, buffer size: %d bytes``, a blank line, and each sector as
+  ``  %08lX   RO `` or ``  %08lX      `` (five a line, ``\\n`` before each group).
 """
 
 from __future__ import annotations
@@ -97,17 +115,26 @@ def flash_erase(ub: UBoot, s_first: int, s_last: int) -> int:
         return 1
     prot = sum(ub.flash.is_protected(s) for s in range(s_first, s_last + 1))
     con.puts(f"- Warning: {prot} protected sectors will not be erased!\n" if prot else "\n")
+    hisi = ub.variant.hisilicon
+    if hisi:
+        con.puts(ub.bar.init(s_first, s_last + 1, 20))
     for s in range(s_first, s_last + 1):
         if not ub.flash.is_protected(s):
             ub.flash.erase_sector(s)
-            con.puts(".")
-    con.puts(" done\n")
+            con.puts(ub.bar.show(s) if hisi else ".")
+    con.puts(ub.bar.show(s_last + 1) + "\n" if hisi else " done\n")
     return 0
 
 
 def sect_erase(ub: UBoot, first: int, last: int) -> int:
     rcode, s_first, s_last = fill_sect_ranges(ub, first, last)
     if s_first >= 0 and rcode == 0:
+        if ub.variant.hisilicon:
+            n = ub.flash.sector_count
+            end = 0xFFFFFFFF if s_last == n - 1 else _end_of(ub, s_last)
+            ub.con.puts(
+                f"Erase Flash from 0x{_starts(ub)[s_first]:08x} to 0x{end:08x} in Bank # 1 "
+            )
         rcode = flash_erase(ub, s_first, s_last)
         ub.con.puts(f"Erased {s_last - s_first + 1} sectors\n")
     elif rcode == 0:
@@ -121,7 +148,8 @@ def sect_protect(ub: UBoot, on: bool, first: int, last: int) -> int:
     if s_first >= 0 and rcode == 0:
         for s in range(s_first, s_last + 1):
             ub.flash.protect(s, on)
-        ub.con.puts(f"{'' if on else 'Un-'}Protected {s_last - s_first + 1} sectors\n")
+        dots = "." * (s_last - s_first + 1)
+        ub.con.puts(f"{dots}\n{'' if on else 'Un-'}Protected {s_last - s_first + 1} sectors\n")
     elif rcode == 0:
         ub.con.puts("Error: start and/or end address not on sector boundary\n")
         rcode = 1
@@ -190,9 +218,15 @@ def do_protect(ub: UBoot, argv: list[str], flag: int) -> int:
         return usage(ub, "protect")
     n = ub.flash.sector_count
     if argv[2] == "all" or argv[2] == "bank":
+        if argv[2] == "bank":
+            if len(argv) != 4:
+                return usage(ub, "protect")
+            if strtoul(argv[3])[0] != 1:
+                ub.con.puts("Only FLASH Banks # 1 ... # 1 supported\n")
+                return 1
         for s in range(n):
             ub.flash.protect(s, on)
-        ub.con.puts(f"{'' if on else 'Un-'}Protect Flash Bank # 1\n")
+        ub.con.puts(f"{'' if on else 'Un-'}Protect Flash Bank # 1\n" + "." * n + " done\n")
         return 0
     ab = _abbrev(ub, argv[2])
     if ab is None:
@@ -203,6 +237,7 @@ def do_protect(ub: UBoot, argv: list[str], flag: int) -> int:
         ub.con.puts(f"{'' if on else 'Un-'}Protect Flash Sectors {first}-{last} in Bank # 1\n")
         for s in range(first, last + 1):
             ub.flash.protect(s, on)
+        ub.con.puts("." * (last - first + 1) + " done\n")
         return 0
     if len(argv) != 4:
         return usage(ub, "protect")
@@ -217,21 +252,47 @@ def do_protect(ub: UBoot, argv: list[str], flag: int) -> int:
 
 
 def do_flinfo(ub: UBoot, argv: list[str], flag: int) -> int:
+    if len(argv) == 2 and strtoul(argv[1])[0] != 1:
+        ub.con.puts("Only FLASH Banks # 1 ... # 1 supported\n")
+        return 1
+    ub.con.puts(flinfo_text(ub))
+    return 0
+
+
+def flinfo_text(ub: UBoot) -> str:
     f = ub.flash
+    p = profile
     out = [
         "\nBank # 1: CFI conformant FLASH (16 x 16)",
         f"  Size: {f.size >> 20} MB in {f.sector_count} Sectors\n",
-        profile.FLINFO_TIMEOUTS,
-        "  Sector Start Addresses:",
     ]
-    for i in range(f.sector_count):
-        if i % 5 == 0:
-            out.append("\n   ")
-        ro = " (RO)" if f.is_protected(i) else "     "
-        out.append(f" {profile.FLASH_BASE + f.sector_start(i):08X}{ro}")
+    if ub.variant.hisilicon:
+        out += [
+            f"  AMD Standard command set, Manufacturer ID: 0x{p.MANUFACTURER_ID:02X}, "
+            f"Device ID: 0x{p.DEVICE_ID:02X}{p.DEVICE_ID2:04X}\n",
+            f"  Erase timeout: {p.ERASE_TIMEOUT_MS} ms, write timeout: {p.WRITE_TIMEOUT_MS} ms\n",
+            f"  Buffer write timeout: {p.BUFFER_WRITE_TIMEOUT_MS} ms, "
+            f"buffer size: {p.BUFFER_SIZE} bytes\n",
+            "\n  Sector Start Addresses:",
+        ]
+        for i in range(f.sector_count):
+            if i % 5 == 0:
+                out.append("\n")
+            ro = "RO" if f.is_protected(i) else "  "
+            out.append(f"  {p.FLASH_BASE + f.sector_start(i):08X}   {ro} ")
+    else:
+        out += [
+            f" Erase timeout {p.ERASE_TIMEOUT_MS} ms, write timeout {p.WRITE_TIMEOUT_MS} ms, "
+            f"buffer write timeout {p.BUFFER_WRITE_TIMEOUT_MS} ms, buffer size {p.BUFFER_SIZE}\n",
+            "  Sector Start Addresses:",
+        ]
+        for i in range(f.sector_count):
+            if i % 5 == 0:
+                out.append("\n   ")
+            ro = " (RO)" if f.is_protected(i) else "     "
+            out.append(f" {p.FLASH_BASE + f.sector_start(i):08X}{ro}")
     out.append("\n")
-    ub.con.puts("".join(out))
-    return 0
+    return "".join(out)
 
 
 COMMANDS = [

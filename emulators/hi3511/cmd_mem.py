@@ -1,9 +1,14 @@
 """Memory commands of U-Boot 1.1.4 (common/cmd_mem.c): md, mm, nm, mw, cp, cmp, crc32, base, loop, mtest.
 
-``cp`` into flash goes through the CFI driver's checked write (``Copy to
-Flash... `` then ``done`` or the flash_perror message: ``Flash not Erased``
-with the words before the offending one programmed, ``Can't write to
-protected Flash sectors``, ``Outside available Flash``). Writes with ``mw``/
+``cp`` into flash goes through ``flash_write`` (:meth:`UBoot.flash_write
+<emulators.hi3511.uboot.UBoot.flash_write>`: the buffered write ANDs an aligned
+bulk, an unaligned first or last word answers ``Flash not Erased``); it prints
+``Copy to Flash... `` then ``done`` or the flash_perror message (``Flash not
+Erased``, ``Can't write to protected Flash sectors``, ``Outside available
+Flash``). HiSilicon's common/cmd_mem.c (github zhhejun/u-boot-1.1.4) prints
+``Copy to Flash... \n``, and its flash_write ``Flash ID %08X`` and a progress
+bar. The count is in units of the size suffix (common/cmd_mem.c passes
+``count*size`` bytes to flash_write, so ``cp.w`` is no stricter than ``cp.b``). Writes with ``mw``/
 ``mm``/``nm`` to a flash address are plain bus writes, which a CFI chip
 ignores without its command sequence: they change nothing (assumption).
 Reads outside RAM and flash return zeros (peripheral space; assumption).
@@ -171,8 +176,8 @@ def do_cp(ub: UBoot, argv: list[str], flag: int) -> int:
         return 1
     nbytes = count * size
     if ub.addr_in_flash(dst):
-        ub.con.puts("Copy to Flash... ")
-        rc = ub.flash_write(ub.mem_read(src, nbytes), dst)
+        ub.con.puts("Copy to Flash... \n" if ub.variant.hisilicon else "Copy to Flash... ")
+        rc = ub.flash_write(ub.mem_read(src, nbytes), dst, quiet=False)
         if rc:
             ub.con.puts(rc)
             return 1

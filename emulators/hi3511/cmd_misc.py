@@ -6,7 +6,12 @@ help/?, echo, version, bdinfo, printenv, setenv, saveenv, reset, go, loadb, boot
 * ``setenv``: prints nothing; ``Can't overwrite "ethaddr"`` once it is set;
   ``baudrate`` prints ``## Switch baudrate to %d bps and press ENTER ...``,
   switches the UART and waits for a carriage return, as cmd_nvedit.c does.
-* ``saveenv``: the env_flash.c sequence (unprotect, erase, write, protect).
+* ``saveenv``: the env_flash.c sequence (unprotect, erase, write the whole sector,
+  protect) at the variant's CFG_ENV_OFFSET; a failed unprotect or erase returns at
+  once (github zhhejun/u-boot-1.1.4 common/env_flash.c).
+* ``bootm``: with CONFIG_HW_WATCHDOG (HiSilicon's include/configs/hi3511v110.h)
+  common/cmd_bootm.c copies an uncompressed image in chunks and prints
+  ``   Loading Kernel Image ... `` before the lone ``OK``.
 * ``go``: the emulator cannot execute ARM code: it prints
   ``## Starting application at 0x%08lX ...`` and the CPU runs away (the
   board hangs until reset or power cycle), which is what a jump into data
@@ -92,7 +97,7 @@ def do_printenv(ub: UBoot, argv: list[str], flag: int) -> int:
     env = ub.env
     if len(argv) == 1:
         text = "".join(f"{k}={v}\n" for k, v in env.vars.items())
-        ub.con.puts(text + f"\nEnvironment size: {env.used()}/{profile.ENV_SIZE - 4} bytes\n")
+        ub.con.puts(text + f"\nEnvironment size: {env.used()}/{env.size - 4} bytes\n")
         return 0
     rc = 0
     for name in argv[1:]:
@@ -132,23 +137,29 @@ def do_setenv(ub: UBoot, argv: list[str], flag: int) -> int:
 
 def do_saveenv(ub: UBoot, argv: list[str], flag: int) -> int:
     con = ub.con
-    start, end = profile.ENV_ADDR, profile.ENV_ADDR + profile.ENV_SECTOR_SIZE - 1
+    v = ub.variant
+    start, end = v.env_addr, v.env_addr + profile.SECTOR_SIZE - 1
     from emulators.hi3511.cmd_flash import sect_erase, sect_protect
 
     con.puts("Saving Environment to Flash...\n")
-    sect_protect(ub, False, start, end)
+    # CFG_ENV_SECT_SIZE > CFG_ENV_SIZE: the whole sector is rewritten, old rest included
+    sector = ub.env.encode() + ub.flash.read(
+        v.env_offset + v.env_size, profile.SECTOR_SIZE - v.env_size
+    )
+    if sect_protect(ub, False, start, end):
+        return 1
     con.puts("Erasing Flash...")
     rc = 0
     if sect_erase(ub, start, end) == 0:
         con.puts("Writing to Flash... ")
-        err = ub.flash_write(ub.env.encode(), start)
+        err = ub.flash_write(sector, start, quiet=False)
         if err:
             con.puts(err)
             rc = 1
         else:
             con.puts("done\n")
     else:
-        rc = 1
+        return 1
     sect_protect(ub, True, start, end)
     return rc
 
@@ -184,7 +195,7 @@ def do_bootm(ub: UBoot, argv: list[str], flag: int) -> int:
     ub.con.puts(text)
     if hdr is None:
         return 1
-    text, outcome = uimage.bootm_boot(ub.mem_read, addr, hdr)
+    text, outcome = uimage.bootm_boot(ub.mem_read, addr, hdr, watchdog=ub.variant.hisilicon)
     ub.con.puts(text)
     if outcome == "fail":
         return 1

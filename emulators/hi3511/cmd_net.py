@@ -7,6 +7,15 @@ flash address is programmed straight into flash with raw AND semantics and
 no erase check (REFERENCE.md: what produced the CRC errors of seed 000).
 Success sets ``filesize`` (hex) and ``fileaddr``. Prerequisites are checked as
 ``net_check_prereq`` does: ``*** ERROR: `serverip' not set``, then ``ipaddr``.
+``loadaddr``, when set, presets the load address (common/cmd_net.c netboot_common).
+
+HiSilicon (github zhhejun/u-boot-1.1.4 common/cmd_net.c): the upload length
+``upload_size`` is a global: ``tftp addr file`` clears it, but ``tftp addr`` and
+``tftp`` keep it, so after an upload they upload again (from the last upload's
+address). Its usage line has a TAB (``tftp\\t- download or upload image via network
+using TFTP protocol``), as ``bootp``, ``dhcp`` and ``ping`` have in both trees
+(REFERENCE.md "Captured from the real program"); the long help is
+``[loadAddress] [bootfilename] <upload_size>``.
 """
 
 from __future__ import annotations
@@ -50,9 +59,13 @@ def _prereq(ub: UBoot, s: NetSettings, need_server: bool) -> bool:
 
 
 def do_tftp(ub: UBoot, argv: list[str], flag: int) -> int:
+    loadaddr = ub.getenv("loadaddr")
+    if loadaddr is not None:
+        ub.load_addr = hexarg(loadaddr)
     addr = ub.load_addr
     filename = ub.getenv("bootfile") or ""
     length = None
+    hisi = ub.variant.hisilicon
     if len(argv) == 2:
         if argv[1].startswith('"'):
             filename = argv[1].strip('"')
@@ -60,11 +73,20 @@ def do_tftp(ub: UBoot, argv: list[str], flag: int) -> int:
             addr = hexarg(argv[1])
     elif len(argv) == 3:
         addr, filename = hexarg(argv[1]), argv[2].strip('"')
+        ub.upload_size = 0
     elif len(argv) == 4:
-        addr, filename, length = hexarg(argv[1]), argv[2].strip('"'), hexarg(argv[3])
+        ub.upload_addr = hexarg(argv[1])
+        filename, length = argv[2].strip('"'), hexarg(argv[3])
+        ub.upload_size = length
     elif len(argv) > 4:
         return usage(ub, "tftp")
-    ub.load_addr = addr
+    if len(argv) != 4:
+        ub.load_addr = addr
+    if hisi and ub.upload_size:
+        length = ub.upload_size
+        addr = ub.upload_addr
+    elif length is not None:
+        addr = ub.upload_addr
     if not filename:
         ip = ip_to_int(ub.getenv("ipaddr"))
         filename = "%02X%02X%02X%02X.img" % tuple((ip >> s) & 0xFF for s in (24, 16, 8, 0))
@@ -72,7 +94,7 @@ def do_tftp(ub: UBoot, argv: list[str], flag: int) -> int:
     s = _settings(ub)
     if not _prereq(ub, s, True):
         return 1
-    client = TftpClient(ub.con, ub.clock, ub.netmap, s)
+    client = TftpClient(ub.con, ub.clock, ub.netmap, s, ub.variant)
     try:
         if length is not None:
             size = client.upload(filename, addr, length, ub.mem_read)
@@ -86,7 +108,7 @@ def do_tftp(ub: UBoot, argv: list[str], flag: int) -> int:
     if size > 0:
         ub.con.puts(f"Bytes transferred = {size} ({size:x} hex)\n")
         ub.setenv("filesize", f"{size:x}")
-        ub.setenv("fileaddr", f"{addr:X}")
+        ub.setenv("fileaddr", f"{ub.load_addr:X}")
     return 0
 
 
@@ -149,11 +171,11 @@ COMMANDS = [
         3,
         True,
         do_bootp,
-        "bootp   - boot image via network using BootP/TFTP protocol\n",
+        "bootp\t- boot image via network using BootP/TFTP protocol\n",
         "[loadAddress] [bootfilename]\n",
     ),
     Command(
-        "dhcp", 3, True, do_dhcp, "dhcp    - invoke DHCP client to obtain IP/boot params\n", "\n"
+        "dhcp", 3, True, do_dhcp, "dhcp\t- invoke DHCP client to obtain IP/boot params\n", "\n"
     ),
     Command(
         "rarpboot",
@@ -168,7 +190,15 @@ COMMANDS = [
         2,
         True,
         do_ping,
-        "ping    - send ICMP ECHO_REQUEST to network host\n",
+        "ping\t- send ICMP ECHO_REQUEST to network host\n",
         "pingAddress\n",
     ),
 ]
+
+# HiSilicon's own texts for the same commands (common/cmd_net.c U_BOOT_CMD of the tree).
+HISILICON_TEXTS = {
+    "tftp": (
+        "tftp\t- download or upload image via network using TFTP protocol\n",
+        "[loadAddress] [bootfilename] <upload_size>\n",
+    ),
+}

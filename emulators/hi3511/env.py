@@ -1,11 +1,12 @@
 """U-Boot 1.1.4's environment: flash storage with a CRC32 header, and its editing rules.
 
 Storage (common/env_flash.c, env_common.c): ``crc32`` (little-endian, zlib
-CRC of the data area) followed by ``ENV_SIZE - 4`` bytes of ``name=value\\0``
+CRC of the data area) followed by ``CFG_ENV_SIZE - 4`` bytes of ``name=value\\0``
 strings ending with an extra ``\\0``. A bad CRC at power-on gives
 ``*** Warning - bad CRC, using default environment`` and the defaults.
 ``setenv`` of an existing variable deletes it and appends the new value at the
 end (so ``printenv`` shows it last); ``ethaddr`` cannot be overwritten once set.
+CFG_ENV_SIZE is the variant's (:class:`~emulators.hi3511.profile.Variant`).
 """
 
 from __future__ import annotations
@@ -21,19 +22,22 @@ from emulators.hi3511 import profile
 class Environment:
     vars: dict[str, str] = field(default_factory=dict)
     from_flash: bool = False
+    size: int = profile.UPSTREAM.env_size
 
     @classmethod
-    def defaults(cls) -> Environment:
-        return cls(dict(profile.DEFAULT_ENV))
+    def defaults(cls, variant: profile.Variant = profile.UPSTREAM) -> Environment:
+        env = cls(dict(profile.DEFAULT_ENV), size=variant.env_size)
+        env.vars["bootdelay"] = str(variant.config_bootdelay)  # default_environment
+        return env
 
     @classmethod
-    def decode(cls, blob: bytes) -> Environment | None:
+    def decode(cls, blob: bytes, size: int = profile.UPSTREAM.env_size) -> Environment | None:
         """The environment stored in ``blob``, or None when its CRC is bad."""
         (crc,) = struct.unpack_from("<I", blob, 0)
-        data = blob[4 : profile.ENV_SIZE]
+        data = blob[4:size]
         if zlib.crc32(data) != crc:
             return None
-        env = cls(from_flash=True)
+        env = cls(from_flash=True, size=size)
         for item in data.split(b"\0"):
             if not item:
                 break
@@ -44,7 +48,7 @@ class Environment:
     def encode(self) -> bytes:
         body = b"".join(f"{k}={v}".encode("latin-1") + b"\0" for k, v in self.vars.items())
         body += b"\0"
-        size = profile.ENV_SIZE - 4
+        size = self.size - 4
         if len(body) > size:
             raise ValueError("environment overflow")
         body += b"\0" * (size - len(body))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import posixpath
 from typing import TYPE_CHECKING
 
-from emulators.console import Interrupted
+from emulators.console import Console, Interrupted
 from emulators.hi3511 import profile
 from emulators.hi3511.jffs2scan import ScanResult, scan
 
@@ -116,7 +116,8 @@ class Linux:
     def shell(self) -> None:
         while True:
             try:
-                line = self.con.readline(SHELL_PROMPT)
+                # the Linux tty's line discipline (echo "\r\n"), not U-Boot's readline
+                line = Console.readline(self.con, SHELL_PROMPT)
             except Interrupted:
                 self.con.puts("\n")
                 continue

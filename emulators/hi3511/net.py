@@ -1,20 +1,43 @@
 """U-Boot 1.1.4's network commands as the Hi3511 runs them: TFTP client, BOOTP/DHCP/RARP, ping.
 
-TFTP (net/tftp.c, REFERENCE.md): RFC 1350 with 512-byte blocks and no options
-(REFERENCE.md; the fork's RRQ carries none). Output: ``TFTP from server
+TFTP, both variants: 512-byte blocks; the RRQ/WRQ carries the ``timeout`` option
+(``timeout\\0<n>\\0`` after ``octet``; REFERENCE.md, github zhhejun/u-boot-1.1.4
+net/tftp.c ``TftpSend``), so a server that honours options answers with an OACK:
+for a download the client then ACKs block 0; for an upload it sends block 1. The
+first DATA (or OACK, or ACK) fixes the server's port; packets from other ports
+are ignored. After ``tftp_timeout_count`` timeouts it prints ``\\nRetry count
+exceeded; starting again``; a server error prints ``\\nTFTP error: '%s'
+(%d)\\nStarting again\\n\\n``; both start over (net/net.c ``NetStartAgain``:
+after 10 s, or at once failing with ``netretry`` = ``no``). Ctrl-C ends it with
+``\\nAbort``. ``Bytes transferred = %ld (%lx hex)`` follows a download of more than
+0 bytes (net/net.c ``NetLoop``; it sets ``filesize`` and ``fileaddr``).
+
+Upstream (REFERENCE.md "U-Boot 1.1.4 console behaviour"): ``TFTP from server
 a.b.c.d; our IP address is a.b.c.d``, ``Filename '%s'.``, ``Load address:
 0x%lx``, ``Loading: *\\b``, a ``#`` on every block whose number minus one is a
-multiple of 10 and ``\\n\\t `` every 650 blocks, ``\\ndone\\n`` and ``Bytes
-transferred = %ld (%lx hex)``. A 5 s timeout prints ``T `` and resends; after
-10 timeouts ``\\nRetry count exceeded; starting again`` and the transfer starts
-over, forever, as does a server error (``\\nTFTP error: '%s' (%d)\\nStarting
-again\\n\\n``). Only Ctrl-C ends that (``\\nAbort``), unless ``netretry`` is
-``no`` (then it fails at once). The first DATA's source port becomes the
-server's transfer port; duplicate blocks are ignored.
+multiple of 10 and ``\\n\\t `` every 650 blocks, ``\\ndone``; ``T `` per 5 s
+timeout (option value 5); a duplicated block is ignored silently. A block that
+cannot be stored in flash prints flash_perror's text and fails the transfer
+(a short last block still ends it with ``done``). The fork's upload (``tftp addr
+file len``) is modelled with the same progress format, ``TFTP to server``,
+``Upload address`` and ``Uploading`` and ends like a download (assumption: no
+document shows it).
 
-The HiSilicon fork's upload (``tftp addr file len``) is modelled as a WRQ with
-the same progress format, ``Upload address`` and ``Uploading``; no document
-shows its text, so this is an assumption.
+HiSilicon (github zhhejun/u-boot-1.1.4 net/tftp.c): ``TFTP from server`` / ``TFTP
+to server``, ``Download Filename '%s'.`` / ``Upload Filename '%s'.``, ``Download to
+address: 0x%lx`` / ``Upload from address: 0x%lx, %lu.%03lu MB to be send ...``,
+``Downloading: *\\b`` / ``Uploading: *\\b``; every RRQ/WRQ sent (again) prints
+``%``; a ``#`` every 64 blocks, ``\\t[ Connected ]\\n`` at the first block and
+``\\t[%2lu.%03lu MB]\\n`` every 2048 blocks; a duplicated block or ACK prints ``%``;
+a timeout (3 s, option value 20) prints ``T`` and resends. A download ends with
+``\\n\\t %lu.%03lu MB download ok.\\n`` (the offset of the last block), an upload
+with ``\\n\\t %lu.%03lu MB upload ok.\\n`` and no ``Bytes transferred`` line (only
+downloads count bytes). An upload ends when an ACK's block times 512 exceeds the
+length (a length that is a multiple of 512 sends a final empty block). ACK numbers
+are taken as they come. A block that cannot be stored (``store_block`` through
+``flash_write``, e.g. onto a protected sector) prints ``\\n`` and flash_perror's
+text, sends an ERROR packet (``Hisilicon tftp-client error``) and fails. Ctrl-C
+during an upload first runs the timeout handler (``T``).
 
 Network mapping (DESIGN.md principle 5): the device never sends to the address
 in ``serverip``. Every TFTP packet goes to the loopback endpoint the harness
@@ -37,9 +60,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from emulators.console import Console
+from emulators.hi3511.profile import Variant
 from emulators.timing import Clock
 
-TIMEOUT = 5.0
+TIMEOUT = 5.0  # BOOTP/DHCP/RARP
 TIMEOUT_COUNT = 10
 HASHES_PER_LINE = 65
 BLOCK = 512
@@ -48,7 +72,7 @@ BLOCK = 512
 # the ~1.5 MB/s U-Boot 1.1.x reaches on a 100 Mbit/s LAN. An assumption, not a measurement.
 PACKET_TIME = 0.0003
 
-OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR = 1, 2, 3, 4, 5
+OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR, OP_OACK = 1, 2, 3, 4, 5, 6
 
 
 def check_loopback(host: str) -> None:
@@ -110,6 +134,14 @@ def int_to_ip(value: int) -> str:
     return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
 
 
+class Restart(Exception):
+    """NetStartAgain: the transfer starts over."""
+
+
+def _mb(n: int) -> str:
+    return f"{n >> 20}.{(n & 0xFFFFF) >> 10:03d}"
+
+
 class TftpClient:
     """One ``tftp`` command: download into ``store`` or upload from ``fetch``."""
 
@@ -119,25 +151,45 @@ class TftpClient:
         clock: Clock,
         netmap: NetMap,
         settings: NetSettings,
+        variant: Variant,
     ) -> None:
         self.con = con
         self.clock = clock
         self.netmap = netmap
         self.s = settings
+        self.v = variant
+        self.hisi = variant.hisilicon
 
     # -- shared ---------------------------------------------------------------
-    def _header(self, verb: str, filename: str, addr: int) -> None:
+    def _header(self, upload: bool) -> None:
         s = self.s
+        verb = "to" if upload and self.hisi else ("to" if upload else "from")
         self.con.puts(
             f"TFTP {verb} server {int_to_ip(s.serverip)}; our IP address is {int_to_ip(s.ipaddr)}"
         )
         if s.gatewayip and s.netmask and (s.ipaddr & s.netmask) != (s.serverip & s.netmask):
             self.con.puts(f"; sending through gateway {int_to_ip(s.gatewayip)}")
         self.con.puts("\n")
-        self.con.puts(f"Filename '{filename}'.\n")
 
-    def _hash(self, block: int) -> None:
-        if (block - 1) % 10 == 0:
+    def _request(self, op: int, filename: str) -> bytes:
+        opt = str(self.v.tftp_timeout_option).encode()
+        return (
+            struct.pack("!H", op) + filename.encode("latin-1") + b"\0octet\0timeout\0" + opt + b"\0"
+        )
+
+    def _marks(self, block: int) -> None:
+        """What a new block prints (upstream before, HiSilicon after the duplicate check)."""
+        if self.hisi:
+            n = block - 1
+            if n % 64 == 0:
+                self.con.puts("#")
+            if n % (64 * 32) == 0:
+                self.con.puts(
+                    "\t[ Connected ]\n"
+                    if n == 0
+                    else f"\t[{n * BLOCK >> 20:2d}.{(n * BLOCK & 0xFFFFF) >> 10:03d} MB]\n"
+                )
+        elif (block - 1) % 10 == 0:
             self.con.puts("#")
         elif block % (10 * HASHES_PER_LINE) == 0:
             self.con.puts("\n\t ")
@@ -156,151 +208,258 @@ class TftpClient:
                 return sock.recvfrom(65536)
 
     def _restart(self) -> None:
-        """NetStartAgain: fail at once with netretry=no, else start over."""
+        """NetStartAgain: fail at once with netretry=no, else start over after 10 s
+        (startAgainTimeout; Ctrl-C works meanwhile)."""
         if self.s.retry == "no":
             raise NetFail()
-        # the Ethernet driver is halted and initialised again; a short pause
-        # stands for that so a retry loop against a missing file cannot spin
-        self.clock.sleep(0.2)
-        if not self.clock.realtime:
-            time.sleep(0.01)
+        deadline = time.monotonic() + self.clock.timeout(10.0, fast=0.01)
+        while time.monotonic() < deadline:
+            if self.con.ctrlc():
+                raise Abort()
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
 
     def _error(self, pkt: bytes) -> None:
         (code,) = struct.unpack_from("!H", pkt, 2)
         msg = pkt[4:].split(b"\0", 1)[0].decode("latin-1")
         self.con.puts(f"\nTFTP error: '{msg}' ({code})\nStarting again\n\n")
 
-    # -- download -------------------------------------------------------------
-    def download(self, filename: str, addr: int, store: Callable[[int, bytes], None]) -> int:
-        """Returns the byte count; raises Abort or NetFail. Retries forever otherwise."""
+    def _run(self, once: Callable[[], int | None]) -> int:
         while True:
-            result = self._download_once(filename, addr, store)
-            if result is not None:
-                return result
-            self._restart()
+            try:
+                result = once()
+            except Restart:
+                self._restart()
+                continue
+            if result is None:
+                raise NetFail()
+            return result
+
+    # -- download -------------------------------------------------------------
+    def download(self, filename: str, addr: int, store: Callable[[int, bytes], str]) -> int:
+        """Returns the byte count; raises Abort or NetFail. Retries forever otherwise."""
+        return self._run(lambda: self._download_once(filename, addr, store))
 
     def _download_once(
-        self, filename: str, addr: int, store: Callable[[int, bytes], None]
+        self, filename: str, addr: int, store: Callable[[int, bytes], str]
     ) -> int | None:
-        self._header("from", filename, addr)
-        self.con.puts(f"Load address: 0x{addr:x}\n")
-        self.con.puts("Loading: *\b")
-        rrq = struct.pack("!H", OP_RRQ) + filename.encode("latin-1") + b"\0octet\0"
+        con = self.con
+        self._header(False)
+        if self.hisi:
+            con.puts(f"Download Filename '{filename}'.\n")
+            con.puts(f"Download to address: 0x{addr:x}\n")
+            con.puts("Downloading: *\b")
+        else:
+            con.puts(f"Filename '{filename}'.\n")
+            con.puts(f"Load address: 0x{addr:x}\n")
+            con.puts("Loading: *\b")
         last_block = 0
         size = 0
-        with _Exchange(self, rrq, self.netmap.resolve(int_to_ip(self.s.serverip))) as ex:
+        state = "rrq"
+        with _Exchange(self, self._request(OP_RRQ, filename), download=True) as ex:
             while True:
-                got = ex.receive()
-                if got is None:
-                    return None
-                pkt, src = got
+                pkt, src = ex.receive(state)
                 (op,) = struct.unpack_from("!H", pkt)
                 if op == OP_ERROR:
                     self._error(pkt)
-                    return None
+                    raise Restart()
+                if op == OP_OACK:
+                    if state != "rrq" and src != ex.server:
+                        continue
+                    state = "oack"
+                    ex.server = src
+                    ex.send(struct.pack("!HH", OP_ACK, 0), src)
+                    continue
                 if op != OP_DATA:
                     continue
                 (block,) = struct.unpack_from("!H", pkt, 2)
                 data = pkt[4:]
-                self._hash(block)
-                if ex.server is None:
+                if not self.hisi:
+                    self._marks(block)
+                if state in ("rrq", "oack"):
+                    state = "data"
                     ex.server = src
                     if block != 1:
-                        self.con.puts(
-                            f"\nTFTP error: First block is not block 1 ({block})\nStarting again\n\n"
+                        con.puts(
+                            f"\nTFTP error: First block is not block 1 ({block})\n"
+                            "Starting again\n\n"
                         )
-                        return None
+                        raise Restart()
                 if block == last_block:
+                    if self.hisi:
+                        con.puts("%")
                     continue  # same block again: ignore it
+                if self.hisi:
+                    self._marks(block)
                 last_block = block
                 ex.timeouts = 0
                 offset = (block - 1) * BLOCK
-                store(addr + offset, data)
-                size = max(size, offset + len(data))
                 self.clock.sleep(PACKET_TIME)
-                ex.send(struct.pack("!HH", OP_ACK, block), ex.server)
+                if self.hisi:
+                    ex.send(struct.pack("!HH", OP_ACK, block), ex.server)
+                err = store(addr + offset, data)
+                if not err:
+                    size = max(size, offset + len(data))
+                if self.hisi and err:
+                    con.puts("\n" + err)
+                    ex.send(ex.error_packet(), ex.server)
+                    return None
+                if err:
+                    con.puts(err)
+                if not self.hisi:
+                    ex.send(struct.pack("!HH", OP_ACK, block), ex.server)
                 if len(data) < BLOCK:
-                    self.con.puts("\ndone\n")
+                    if self.hisi:
+                        con.puts(f"\n\t {_mb(offset)} MB download ok.\n")
+                    else:
+                        con.puts("\ndone\n")
                     return size
+                if err:
+                    return None
 
     # -- upload ---------------------------------------------------------------
     def upload(
         self, filename: str, addr: int, length: int, fetch: Callable[[int, int], bytes]
     ) -> int:
-        while True:
-            result = self._upload_once(filename, addr, length, fetch)
-            if result is not None:
-                return result
-            self._restart()
+        return self._run(lambda: self._upload_once(filename, addr, length, fetch))
 
     def _upload_once(
         self, filename: str, addr: int, length: int, fetch: Callable[[int, int], bytes]
     ) -> int | None:
-        self._header("to", filename, addr)
-        self.con.puts(f"Upload address: 0x{addr:x}\n")
-        self.con.puts("Uploading: *\b")
-        wrq = struct.pack("!H", OP_WRQ) + filename.encode("latin-1") + b"\0octet\0"
-        nblocks = length // BLOCK + 1  # a final short (possibly empty) block ends it
-        block = 0
-        with _Exchange(self, wrq, self.netmap.resolve(int_to_ip(self.s.serverip))) as ex:
+        con = self.con
+        self._header(True)
+        if self.hisi:
+            con.puts(f"Upload Filename '{filename}'.\n")
+            con.puts(f"Upload from address: 0x{addr:x}, {_mb(length)} MB to be send ...\n")
+            con.puts("Uploading: *\b")
+        else:
+            con.puts(f"Filename '{filename}'.\n")
+            con.puts(f"Upload address: 0x{addr:x}\n")
+            con.puts("Uploading: *\b")
+
+        def data_after(block: int) -> bytes:
+            off = block * BLOCK
+            n = max(0, min(BLOCK, length - off))
+            body = fetch(addr + off, n) if n else b""
+            return struct.pack("!HH", OP_DATA, (block + 1) & 0xFFFF) + body
+
+        state = "wrq"
+        block = 0  # HiSilicon: TftpBlock (the last ACK); upstream: the last block sent
+        last = 0
+        with _Exchange(self, self._request(OP_WRQ, filename), upload=True) as ex:
             while True:
-                got = ex.receive()
-                if got is None:
-                    return None
-                pkt, src = got
+                pkt, src = ex.receive(state)
                 op, num = struct.unpack_from("!HH", pkt)
                 if op == OP_ERROR:
                     self._error(pkt)
-                    return None
-                if op != OP_ACK or num != block:
-                    continue
-                if ex.server is None:
+                    raise Restart()
+                if op == OP_OACK:
                     ex.server = src
-                ex.timeouts = 0
-                if block == nblocks:
-                    self.con.puts("\ndone\n")
-                    return length
-                block += 1
-                off = (block - 1) * BLOCK
-                data = fetch(addr + off, min(BLOCK, length - off)) if off < length else b""
-                self._hash(block)
+                    if state != "wrq":  # TftpSend in STATE_OACK sends an ACK
+                        state = "oack"
+                        ex.send(struct.pack("!HH", OP_ACK, block & 0xFFFF), src)
+                        continue
+                    state = "ack"
+                    block = 0
+                elif op != OP_ACK:
+                    continue
+                elif self.hisi:
+                    ex.server = src
+                    state = "ack"
+                    block = num
+                    if last == block:
+                        con.puts("%")
+                    else:
+                        self._marks(block)
+                        ex.timeouts = 0
+                    last = block
+                    if BLOCK * block > length:
+                        con.puts(f"\n\t {_mb(length)} MB upload ok.\n")
+                        return 0
+                else:
+                    if num != block:
+                        continue
+                    ex.server = src
+                    state = "ack"
+                    ex.timeouts = 0
+                    if block * BLOCK > length:
+                        con.puts("\ndone\n")
+                        return length
                 self.clock.sleep(PACKET_TIME)
-                ex.send(struct.pack("!HH", OP_DATA, block) + data, ex.server)
+                if not self.hisi:
+                    self._marks(block + 1)
+                ex.send(data_after(block), ex.server)
+                if not self.hisi:
+                    block += 1
 
 
 class _Exchange:
-    """One TFTP transfer's socket: resends the last packet on each timeout (``T ``) and
-    gives up after TIMEOUT_COUNT of them, printing U-Boot's message."""
+    """One TFTP transfer's socket: on each timeout resends what the state calls for
+    (net/tftp.c TftpTimeout) and gives up after ``tftp_timeout_count`` of them."""
 
-    def __init__(self, client: TftpClient, first: bytes, dest: tuple[str, int] | None) -> None:
+    def __init__(
+        self, client: TftpClient, request: bytes, *, download: bool = False, upload: bool = False
+    ) -> None:
         self.client = client
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
+        self.dest = client.netmap.resolve(int_to_ip(client.s.serverip))
         self.server: tuple[str, int] | None = None
         self.timeouts = 0
-        self.last: tuple[bytes, tuple[str, int] | None] = (first, dest)
-        self.send(first, dest)
+        self.request = request
+        self.upload = upload
+        self.last: tuple[bytes, tuple[str, int] | None] = (request, self.dest)
+        self.send_request()
+
+    def send_request(self) -> None:
+        if self.client.hisi:
+            self.client.con.puts("%")  # net/tftp.c: printf("%") after each RRQ/WRQ
+        self.send(self.request, self.dest)
 
     def send(self, pkt: bytes, to: tuple[str, int] | None) -> None:
         self.last = (pkt, to)
         if to is not None:  # no mapping: the packet goes out on a wire with nobody on it
             self.sock.sendto(pkt, to)
 
-    def receive(self) -> tuple[bytes, tuple[str, int]] | None:
-        """The next datagram of at least 4 bytes from the server, or None when the
-        retries are exhausted."""
+    def error_packet(self) -> bytes:
+        return struct.pack("!HH", OP_ERROR, 0) + b"Hisilicon tftp-client error\0"
+
+    def timeout(self, state: str) -> None:
+        """TftpTimeout; raises Restart when the retries are exhausted."""
+        c = self.client
+        self.timeouts += 1
+        if self.timeouts > c.v.tftp_timeout_count:
+            if c.hisi:
+                self.send(self.error_packet(), self.server or self.dest)
+            c.con.puts("\nRetry count exceeded; starting again\n")
+            raise Restart()
+        c.con.puts("T" if c.hisi else "T ")
+        if state in ("rrq", "wrq"):
+            self.send_request()
+        else:
+            self.send(*self.last)
+
+    def receive(self, state: str) -> tuple[bytes, tuple[str, int]]:
+        """The next datagram of at least 4 bytes from the server (any port before the
+        server's is known); raises Restart when the retries are exhausted."""
+        c = self.client
         while True:
-            got = self.client._wait(self.sock, TIMEOUT)
+            try:
+                got = c._wait(self.sock, c.v.tftp_timeout)
+            except Abort:
+                if self.upload and c.hisi:
+                    # NetLoop runs the timeout handler before "Abort"
+                    try:
+                        self.timeout(state)
+                    except Restart:
+                        pass
+                raise
             if got is None:
-                self.timeouts += 1
-                if self.timeouts > TIMEOUT_COUNT:
-                    self.client.con.puts("\nRetry count exceeded; starting again\n")
-                    return None
-                self.client.con.puts("T ")
-                self.send(*self.last)
+                self.timeout(state)
                 continue
             pkt, src = got
-            if len(pkt) < 4 or (self.server is not None and src != self.server):
+            if len(pkt) < 4:
+                continue
+            if state not in ("rrq", "wrq") and src != self.server:
                 continue
             return pkt, src
 

@@ -306,8 +306,14 @@ def bootm_boot(
     read: Callable[[int, int], bytes],
     addr: int,
     hdr: UImageHeader,
+    *,
+    watchdog: bool = False,
 ) -> tuple[str, str]:
     """What ``bootm`` prints after a successful :func:`bootm_check`.
+
+    With ``watchdog`` (CONFIG_HW_WATCHDOG, HiSilicon's tree: github
+    zhhejun/u-boot-1.1.4 common/cmd_bootm.c) an uncompressed image that is not
+    executed in place is copied in chunks after ``   Loading %s ... ``.
 
     Returns ``(text, outcome)`` with outcome one of ``"linux"`` (text ends with
     ``\\nStarting kernel ...\\n\\n``; the kernel runs next), ``"standalone"``
@@ -339,6 +345,8 @@ def bootm_boot(
     if hdr.comp == IH_COMP_NONE:
         if hdr.load == (addr & 0xFFFFFFFF):
             out += "   XIP %s ... " % name
+        elif watchdog:
+            out += "   Loading %s ... " % name
     elif hdr.comp == IH_COMP_GZIP:
         out += "   Uncompressing %s ... " % name
         err = _gunzip_check(bytes(read(data_addr, length)))

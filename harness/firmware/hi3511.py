@@ -21,12 +21,16 @@ Assumptions (the seed is silent on them):
   _bss_end from the banner), instruction-like words, and the strings a real image
   carries (banner, HI_VERSION, prompt, help texts, a default environment). The
   default environment inside it is decoration; nothing should parse it.
-* The factory saved U-Boot's environment (``saveenv``) in the sector at 0x080000,
-  with U-Boot 1.1.4's layout (env_flash.c): a little-endian zlib CRC32 of the
-  data area, then ``name=value\\0`` strings and an empty string, the data area
-  being CFG_ENV_SIZE (0x10000) - 4 bytes. :func:`uboot_env` writes it; pass
-  ``env=None`` to :func:`vendor_flash` for a board whose sector is blank. The
-  settings JFFS2 uses only the first erase block of its partition.
+* The factory saved U-Boot's environment (``saveenv``) with U-Boot 1.1.4's layout
+  (env_flash.c): a little-endian zlib CRC32 of the data area, then
+  ``name=value\\0`` strings and an empty string, the data area being CFG_ENV_SIZE
+  - 4 bytes. Where depends on the boot loader (``uboot``, as the emulator's
+  ``uboot_variant``): HiSilicon's tree keeps it at 0x040000 with CFG_ENV_SIZE
+  0x20000 (github zhhejun/u-boot-1.1.4 include/configs/hi3511v110.h) and the
+  factory ``bootdelay`` is 0 (the seed's ``autoboot:  0``); the upstream layout
+  puts it at 0x080000 with 0x10000 and ``bootdelay`` 1. :func:`uboot_env` writes
+  it; pass ``env=False`` to :func:`vendor_flash` for a board whose sector is
+  blank. The settings JFFS2 uses only the first erase block of its partition.
 * The root is what a user flashes: the mkfs.jffs2 output without padding, so
   everything after it up to 0xF00000 is 0xFF, as after ``erase`` + ``tftp``.
 * ``.pkg`` header: the seed says only "144 bytes (188 in older versions), then the
@@ -50,8 +54,13 @@ SECTOR = 0x20000
 N_SECTORS = FLASH_SIZE // SECTOR
 
 UBOOT_OFFSET = 0x000000
-ENV_OFFSET = 0x080000
-ENV_SIZE = 0x10000
+# boot loader variant -> (environment offset, CFG_ENV_SIZE, factory bootdelay)
+ENV_LAYOUTS = {
+    "hisilicon": (0x040000, 0x20000, "0"),
+    "upstream": (0x080000, 0x10000, "1"),
+}
+DEFAULT_UBOOT = "upstream"
+ENV_OFFSET, ENV_SIZE, _ = ENV_LAYOUTS[DEFAULT_UBOOT]
 FACTORY_ENV = (
     ("bootargs", None),  # filled from BOOTARGS below
     ("bootcmd", "bootm 0x34100000"),
@@ -207,14 +216,16 @@ def settings_image(seed: int = 0) -> bytes:
     return build_jffs2(tree, erase_size=SECTOR)
 
 
-def uboot_env(variables: dict[str, str] | None = None) -> bytes:
-    """The environment sector's first ENV_SIZE bytes as ``saveenv`` writes them."""
+def uboot_env(variables: dict[str, str] | None = None, *, uboot: str = DEFAULT_UBOOT) -> bytes:
+    """The environment's CFG_ENV_SIZE bytes as ``saveenv`` writes them."""
+    _, size, bootdelay = ENV_LAYOUTS[uboot]
     if variables is None:
         variables = {k: (v if v is not None else BOOTARGS) for k, v in FACTORY_ENV}
+        variables["bootdelay"] = bootdelay
     body = b"".join(f"{k}={v}".encode("latin-1") + b"\0" for k, v in variables.items()) + b"\0"
-    if len(body) > ENV_SIZE - 4:
+    if len(body) > size - 4:
         raise ValueError("environment does not fit in CFG_ENV_SIZE")
-    body += b"\0" * (ENV_SIZE - 4 - len(body))
+    body += b"\0" * (size - 4 - len(body))
     return struct.pack("<I", zlib.crc32(body)) + body
 
 
@@ -226,8 +237,10 @@ def vendor_flash(
     seed: int = 0,
     kernel_size: int = DEFAULT_KERNEL_SIZE,
     env: bool = True,
+    uboot: str = DEFAULT_UBOOT,
 ) -> bytes:
-    """A full 16 MiB flash image as the camera leaves the factory (see module doc).
+    """A full 16 MiB flash image as the camera leaves the factory (see module doc),
+    for the boot loader ``uboot`` (``hisilicon`` or ``upstream``).
 
     ``root_size`` is the ``size_hint`` of :func:`root_image` (about 14 MiB gives the
     ~9.5 MiB roots of the real firmware files; the default keeps tests fast).
@@ -241,7 +254,7 @@ def vendor_flash(
 
     put(UBOOT_OFFSET, uboot_blob(seed))
     if env:
-        put(ENV_OFFSET, uboot_env())
+        put(ENV_LAYOUTS[uboot][0], uboot_env(uboot=uboot))
     put(KERNEL_OFFSET, build_uimage(fake_kernel(kernel_size, seed), name=KERNEL_NAME))
     put(ROOT_OFFSET, root_image(firmware, size_hint=root_size, seed=seed))
     put(SETTINGS_OFFSET, settings_image(seed))

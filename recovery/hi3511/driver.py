@@ -6,22 +6,36 @@ long-running ones (``tftp``, ``erase``, ``cp.b``, ``bootm``) with progress and
 stall timeouts. Facts from the seed (000) and REFERENCE.md; the lines the seed
 does not show are modelled on U-Boot 1.1.4's sources.
 
-* **Attach.** At power-on it catches ``Hit any key to stop autoboot`` and sends
-  Ctrl-C (U-Boot 1.1.4's ``abortboot`` takes any key). To find a board already
-  at its prompt it pokes with Ctrl-C, not CR: U-Boot repeats the last command on
-  an empty line, and ``erase``, ``cp`` and ``tftp`` are repeatable; Ctrl-C only
-  prints ``<INTERRUPT>`` and a fresh prompt. It then syncs with a unique ``echo`` marker and waits for the marker's output
-  line followed by the prompt, so neither the typed echo nor text such as
-  crc32's ``==>`` can be taken for the prompt. When it sees Linux it asks for
-  a power cycle and keeps waiting for the boot loader until ``--wait`` runs out.
+Two U-Boot trees run on these cameras (REFERENCE.md): upstream 1.1.4 and
+HiSilicon's (github zhhejun/u-boot-1.1.4, the seed's board). The driver works on
+both without asking which:
+
+* **Attach.** From the first moment it sends a space about every 30 ms until a
+  prompt shows, then Enter. HiSilicon's ``abortboot`` stops only on a space, and
+  with ``bootdelay`` 0 only on a key already waiting when the countdown starts;
+  upstream stops on any key. The spaces typed meanwhile make the line non-empty,
+  so upstream's repeat of the last command on an empty line cannot happen. It
+  then syncs with a unique ``echo`` marker (after a Ctrl-C that drops a
+  half-typed line: upstream prints ``<INTERRUPT>``, HiSilicon a newline) and waits
+  for the marker's output line followed by the prompt, so neither the typed echo
+  nor text such as crc32's ``==>`` can be taken for the prompt. When it sees
+  Linux it asks for a power cycle and keeps waiting for the boot loader until
+  ``--wait`` runs out.
+* **Line ends.** The serial driver sends every ``\\n`` as ``\\r\\n``, so the
+  echo of Enter is ``\\r\\r\\n``: lines are matched with ``\\r*\\n``.
 * **Commands.** Every line is checked before it is typed (no ``;``, quotes,
   ``$``, spaces in names; hex addresses inside the board map); the engine waits
   for the echo of the line, then for the prompt at the start of a line.
-* **Timeouts** come from the work: bytes at the console's baud for echoes,
-  the flash's own erase timeout (``flinfo``) per sector, a worst-case word
-  program time for copies, a minimum TFTP rate per byte, and stall timeouts
-  on U-Boot's progress marks (``#`` per 10 TFTP blocks, ``.`` per erased
-  sector).
+* **Timeouts** come from the work: bytes at the console's baud for echoes and
+  output, the flash's own erase timeout (``flinfo``) times the sectors for
+  ``erase`` (any output is progress: dots upstream, a redrawn ``[ nn%]`` bar in
+  HiSilicon's tree), a worst-case word program time for copies, a minimum TFTP
+  rate per byte, and for TFTP silence two of U-Boot's resend periods (it prints
+  ``T `` or ``T`` on each) plus the flash work between two progress marks; lost
+  servers are left to U-Boot's own retry count (``Retry count exceeded``).
+* **TFTP ends** on ``Bytes transferred`` (downloads, both trees; its count must
+  match) or ``upload ok`` (HiSilicon's uploads print no count): an upload is
+  judged by the size and crc32 of the file received (recovery/hi3511/operations.py).
 
 The order of the operations (what is erased when) is not decided here but in
 recovery/hi3511/operations.py; the output parsers are in recovery/hi3511/parsers.py.
@@ -35,6 +49,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from recovery.errors import ConsoleError, DeviceError, NetworkError, UsageError, VerifyError
 from recovery.hi3511.flashmap import BAUD, KERNEL_ADDRESS, Region, check_name, in_flash
@@ -54,6 +69,11 @@ from recovery.transport import Port, Timeout
 PROMPT = "hilinux # "
 PROMPT_RE = r"(?:\A|\n)hilinux # "
 AUTOBOOT_RE = r"Hit any key to stop autoboot"
+# Lines U-Boot prints only while starting: the board restarted (power cut, watchdog,
+# reset). Not the version line: the version command prints that too.
+BANNER_RE = r"U-Boot code: |RAM Configuration:|Hit any key to stop autoboot"
+EOL = r"\r*\n"
+POKE_INTERVAL = 0.03  # seconds between the spaces that stop the countdown
 # Signs that Linux (not U-Boot) owns the console.
 LINUX_RE = r"Starting kernel|Uncompressing Linux|Linux version|VFS: |Kernel panic|BusyBox|login: "
 # A shell prompt at the start of a line: "# ", "$ " or "[root@cam /]# ".
@@ -64,6 +84,8 @@ CP_CHUNK = 1 << 20
 
 # Rates used to derive timeouts (worst cases, not typical values).
 MIN_TFTP_RATE = 50_000  # bytes/s: a slow 10 Mbit link with 512-byte lock-step blocks
+TFTP_RESEND = 5.0  # s: U-Boot's TFTP resend period (5 upstream, 3 in HiSilicon's tree)
+TFTP_BLOCKS_PER_MARK = 64  # HiSilicon prints a # every 64 blocks (upstream every 10)
 MIN_READ_RATE = 1_000_000  # bytes/s for crc32 over NOR or RAM on an ARM9
 WORD_PROGRAM_MAX = 250e-6  # s per 16-bit word (NOR datasheets: ~10-60 us typ, 200+ max)
 SCAN_RATE = 300_000  # bytes/s of JFFS2 mount scan on the camera's CPU
@@ -116,26 +138,40 @@ class UBoot:
         the boot loader that follows is caught.
         """
         deadline = time.monotonic() + max(wait, 0.5)
-        patterns = [AUTOBOOT_RE, PROMPT_RE, SHELL_RE, LINUX_RE]
+        # the countdown's first line, or one of its per-second redraws
+        patterns = [AUTOBOOT_RE + r"|\x08\x08\x08[ \d]\d ", PROMPT_RE, SHELL_RE, LINUX_RE]
         rebooted = False
         consumed = ""
         linux_seen = False
         asked = False
-        # Ctrl-C is the poke: it stops the autoboot countdown (any key does), gives a fresh
-        # prompt in U-Boot without repeating the last command (an empty line would: erase,
-        # cp and tftp are repeatable in 1.1.4), and a fresh prompt in a Linux shell.
-        self.port.write(b"\x03")
-        pokes = 1
+        countdown = False
         garbage_rounds = last_len = 0
+        started = time.monotonic()
+        last_check = quiet_since = started
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            slot = min(left, 0.25 if pokes < 3 else 1.0)
+            # a space now and then: it stops either tree's countdown, even one of 0 s
+            self.port.write(b" ")
             try:
-                idx = self.port.expect(patterns, timeout=slot)
+                idx = self.port.expect(patterns, timeout=min(left, POKE_INTERVAL))
             except Timeout:
+                now = time.monotonic()
+                if now - last_check < 0.25:
+                    continue
+                last_check = now
                 pending = consumed + self.port.pending_text()
+                if pending[last_len:].strip(" "):
+                    quiet_since = now  # the board printed something of its own
+                elif now - quiet_since >= 0.25 and not countdown:
+                    # only our spaces come back (a prompt or a shell), or nothing (a command
+                    # still running, or no power): Ctrl-C gives a fresh prompt in U-Boot and
+                    # in a shell and stops a running tftp; it is not sent while a countdown
+                    # may be running (HiSilicon's takes a key other than a space as a
+                    # shorter second)
+                    self.port.write(b"\x03")
+                    quiet_since = now
                 if len(pending) > last_len and looks_like_garbage(pending[-400:]):
                     # the line keeps answering with garbage (a noise burst at plug-in
                     # happens once): give up early after three such rounds
@@ -143,9 +179,7 @@ class UBoot:
                     if garbage_rounds >= 3:
                         break
                 last_len = len(pending)
-                self.port.write(b"\x03")
-                pokes += 1
-                if pokes == 4 and not asked and not linux_seen and left > 2:
+                if now - started > 2 and not asked and not linux_seen and left > 2:
                     asked = True
                     self.status(
                         f"no prompt yet on {self.port.url}: power the camera on (or cycle its "
@@ -154,16 +188,20 @@ class UBoot:
                 continue
             consumed += self.port.before + self.port.match.group(0)
             if idx == 0:
-                self.port.write(b"\x03")
-                self.sync()
-                return "reboot" if rebooted else "autoboot"
+                countdown = True
+                continue
             if idx == 1:
+                # sync's Ctrl-C ends the line of spaces typed meanwhile (not Enter: an
+                # empty line would repeat the last command in upstream U-Boot)
                 self.sync()
+                if countdown:
+                    return "reboot" if rebooted else "autoboot"
                 return "prompt"
             if idx == 2 and reboot and not rebooted:
                 rebooted = True
                 linux_seen = True
                 self.status("the camera is running Linux: typing 'reboot' in its shell")
+                self.port.write(b"\x03")
                 self.port.sendline("reboot")
                 continue
             if not linux_seen:
@@ -211,7 +249,7 @@ class UBoot:
         self.port.write(b"\x03")
         self.port.sendline(line)
         try:
-            self.port.expect(r"(?:\A|\n)" + marker + r"\r?\n" + "hilinux # ", self.line_time(64))
+            self.port.expect(r"(?:\A|\n)" + marker + EOL + "hilinux # ", self.line_time(64))
         except Timeout as t:
             raise ConsoleError(
                 "U-Boot did not answer the sync marker",
@@ -224,7 +262,7 @@ class UBoot:
             raise ValueError(f"refusing to type {line!r}")
         self.port.sendline(line)
         try:
-            self.port.expect(re.escape(line) + r"\r?\n", self.line_time(len(line) + 2))
+            self.port.expect(re.escape(line) + EOL, self.line_time(len(line) + 3))
         except Timeout as t:
             raise ConsoleError(
                 f"U-Boot did not echo the command {line!r}",
@@ -235,7 +273,7 @@ class UBoot:
         """Type ``line``, wait for the prompt; return the output (``\\n`` line ends)."""
         self._send(line)
         try:
-            which = self.port.expect([PROMPT_RE, AUTOBOOT_RE], timeout + self.line_time(0))
+            which = self.port.expect([PROMPT_RE, BANNER_RE], timeout + self.line_time(0))
         except Timeout as t:
             raise ConsoleError(
                 f"no prompt after {line!r} within {timeout:.1f} s",
@@ -244,14 +282,30 @@ class UBoot:
         if which == 1:
             # the board started again (power cut, watchdog): keep it in U-Boot rather
             # than let it boot whatever the flash now holds
-            self.port.write(b" ")
-            with contextlib.suppress(Timeout):
-                self.port.expect(PROMPT_RE, 5)
-            raise ConsoleError(
-                f"the camera restarted while running {line!r} (power cut or watchdog); "
-                "it is stopped at the U-Boot prompt"
-            )
+            self._restarted(repr(line))
         return self.port.before.replace("\r\n", "\n").replace("\r", "")
+
+    def _restarted(self, during: str) -> NoReturn:
+        """The boot banner showed up: keep the board in U-Boot and say so."""
+        self._catch_countdown()
+        raise ConsoleError(
+            f"the camera restarted (power cut or watchdog) during {during}; it is stopped "
+            "at the U-Boot prompt"
+        )
+
+    def _catch_countdown(self) -> None:
+        """Spaces until the prompt after a restart was seen (its countdown may be 0 s)."""
+        until = time.monotonic() + self.line_time(2048) + 3.0  # the banner, then the countdown
+        while time.monotonic() < until:
+            self.port.write(b" ")
+            try:
+                self.port.expect(PROMPT_RE, POKE_INTERVAL)
+            except Timeout:
+                continue
+            self.port.write(b"\x03")  # drops the spaces typed after the prompt
+            with contextlib.suppress(Timeout):
+                self.port.expect(PROMPT_RE, self.line_time(0))
+            return
 
     def version(self) -> str:
         out = self.command("version", 5)
@@ -300,31 +354,43 @@ class UBoot:
     def tftp(
         self, addr: int, name: str, size: int, *, upload: bool, label: str | None = None
     ) -> TftpResult:
-        """``tftp addr name`` (download of ``size`` bytes) or ``tftp addr name size`` (upload)."""
+        """``tftp addr name`` (download of ``size`` bytes) or ``tftp addr name size`` (upload).
+
+        A download must end with ``Bytes transferred`` = ``size``; an upload ends with
+        ``upload ok`` or ``Bytes transferred`` and the caller checks the received file.
+        """
         check_name(name)
         line = f"tftp {addr:#x} {name}" + (f" {size:#x}" if upload else "")
         self._send(line)
         patterns = [
-            r"(?<!hilinux )#+",
-            r"(?<![A-Za-z])T ",
-            r"TFTP error: '([^'\r\n]*)' \((\d+)\)",
-            r"Retry count exceeded",
-            r"\*\*\* ERROR: `(\w+)' not set",
-            r"Bytes transferred = (\d+) \(([0-9a-fA-F]+) hex\)",
-            PROMPT_RE,
+            r"(?<!hilinux )#+",  # 0 progress marks
+            r"(?<![A-Za-z])T(?![A-Za-z])",  # 1 a resend after a timeout ("T " or "T")
+            r"TFTP error: '([^'\r\n]*)' \((\d+)\)",  # 2
+            r"Retry count exceeded",  # 3
+            r"\*\*\* ERROR: `(\w+)' not set",  # 4
+            r"Bytes transferred = (\d+) \(([0-9a-fA-F]+) hex\)",  # 5
+            r"upload ok",  # 6 HiSilicon: the end of an upload
+            r"Can't write to protected Flash sectors|Flash not Erased|Outside available "
+            r"Flash|Timeout writing to Flash",  # 7 a block could not be stored
+            PROMPT_RE,  # 8
+            BANNER_RE,  # 9 the board restarted
         ]
-        stall = 15.0 + self.line_time(0)
-        budget = 30 + size / MIN_TFTP_RATE
-        if not upload and in_flash(addr, max(size, 1)):
+        to_flash = not upload and in_flash(addr, max(size, 1))
+        # the longest silence: two resend periods, plus the flash work between two marks
+        mark_work = TFTP_BLOCKS_PER_MARK * 512 / 2 * WORD_PROGRAM_MAX if to_flash else 0.0
+        stall = 2 * TFTP_RESEND + mark_work + self.line_time(0)
+        budget = size / MIN_TFTP_RATE + stall
+        if to_flash:
             # a download straight into NOR also waits for every word to be programmed
             budget += size / 2 * WORD_PROGRAM_MAX
         deadline = time.monotonic() + budget
         marks = timeouts = restarts = 0
-        last_progress = time.monotonic()
         transferred: int | None = None
+        finished = False
         problem: str | None = None
         t0 = time.monotonic()
         bar = Progress(label or f"tftp {name}", size, enabled=self.progress)
+        per_mark = 512 * 10  # upstream; HiSilicon's marks are 64 blocks apart
         try:
             while True:
                 left = deadline - time.monotonic()
@@ -332,24 +398,22 @@ class UBoot:
                     problem = problem or "the transfer took too long"
                     self._abort()
                     break
-                if time.monotonic() - last_progress > stall:
-                    problem = (
-                        f"no progress for {stall:.0f} s ({timeouts} TFTP timeouts): is serverip "
-                        "this computer's address on the camera's network, and does a firewall "
-                        "allow UDP port 69?"
-                    )
-                    self._abort()
-                    break
                 try:
                     idx = self.port.expect(patterns, min(stall, left))
                 except Timeout:
-                    continue
+                    problem = (
+                        f"the camera printed nothing for {stall:.0f} s during the transfer "
+                        f"({timeouts} TFTP timeouts)"
+                    )
+                    self._abort()
+                    break
                 m = self.port.match
                 if idx == 0:
+                    if "[ Connected ]" in self.port.pending_text()[:40]:
+                        per_mark = 512 * TFTP_BLOCKS_PER_MARK
                     marks += len(m.group(0))
                     restarts = 0
-                    last_progress = time.monotonic()
-                    bar.update(min(size, marks * 5120))
+                    bar.update(min(size, marks * per_mark))
                 elif idx == 1:
                     timeouts += 1
                 elif idx == 2:
@@ -358,7 +422,7 @@ class UBoot:
                     break
                 elif idx == 3:
                     # U-Boot starts the whole transfer over; twice in a row without
-                    # progress means nobody answers (20 timeouts: 100 s on hardware).
+                    # progress means nobody answers
                     restarts += 1
                     marks = 0
                     if restarts >= 2:
@@ -373,23 +437,30 @@ class UBoot:
                     problem = f"the camera's '{m.group(1)}' is not set"
                 elif idx == 5:
                     transferred = int(m.group(1))
+                    finished = True
                     bar.update(transferred)
-                else:
+                elif idx == 6:
+                    finished = True
+                    bar.update(size)
+                elif idx == 7:
+                    problem = f"the camera could not store the data: {m.group(0)}"
+                elif idx == 8:
                     break
+                else:
+                    self._restarted(f"tftp {'upload' if upload else 'download'} of {name!r}")
         finally:
-            bar.close(ok=problem is None and transferred is not None)
-        if problem is None and transferred is None:
-            problem = "tftp printed no 'Bytes transferred' line"
+            bar.close(ok=problem is None and finished)
+        if problem is None and not finished:
+            problem = "tftp printed neither 'Bytes transferred' nor 'upload ok'"
         if problem is not None:
             raise NetworkError(
                 f"tftp {'upload' if upload else 'download'} of {name!r} failed: {problem}"
             )
-        assert transferred is not None
-        if transferred != size:
+        if transferred is not None and transferred != size:
             raise VerifyError(
                 f"tftp of {name!r} moved {transferred} bytes, expected {size}",
             )
-        return TftpResult(transferred, marks, timeouts, time.monotonic() - t0)
+        return TftpResult(transferred or size, marks, timeouts, time.monotonic() - t0)
 
     def erase(self, region: Region) -> int:
         """``erase start +len`` of exactly ``region`` (checked against flinfo first)."""
@@ -397,33 +468,47 @@ class UBoot:
         if not info.aligned(region) or not in_flash(region.start, region.size):
             raise DeviceError(f"{region.describe()} is not on sector boundaries; refusing to erase")
         sectors = info.sectors_in(region)
-        per_sector = info.erase_timeout_ms / 1000 + 2.0
+        # progress is any output (dots, or a bar redrawn with backspaces); the whole erase
+        # may take the chip's erase timeout per sector, plus the text at the console's rate
+        limit = len(sectors) * info.erase_timeout_ms / 1000 + self.line_time(len(sectors) * 64)
         self._send(f"erase {region.start:#x} +{region.size:#x}")
-        patterns = [r"\.+", PROMPT_RE]
-        dots = 0
+        deadline = time.monotonic() + limit
+        patterns = [r"\.+|\[\s*(\d+)%\]", PROMPT_RE, BANNER_RE]
+        done = 0
         text = ""
         with Progress(
             f"erase {region.name}", len(sectors), unit="sectors", enabled=self.progress
         ) as bar:
             while True:
+                left = deadline - time.monotonic()
                 try:
-                    idx = self.port.expect(patterns, per_sector + self.line_time(0))
+                    if left <= 0:
+                        raise Timeout("erase", self.port.pending_text())
+                    idx = self.port.expect(patterns, left)
                 except Timeout as t:
                     raise DeviceError(
-                        f"erase of {region.describe()} stalled after {dots} sectors",
-                        flash_state=f"{region.name}: erase interrupted after {dots} sectors",
+                        f"erase of {region.describe()} did not finish within {limit:.0f} s "
+                        f"({len(sectors)} sectors x the chip's erase timeout)",
+                        flash_state=f"{region.name}: erase interrupted after about {done} sectors",
                         hint=f"seen: {t.seen[-200:]!r}",
                     ) from None
                 text += self.port.before + self.port.match.group(0)
+                if idx == 2:
+                    self._restarted(f"erase of {region.describe()}")
                 if idx == 0:
-                    dots += len(self.port.match.group(0))
-                    bar.update(dots)
+                    m = self.port.match
+                    if m.group(1) is not None:
+                        done = len(sectors) * int(m.group(1)) // 100
+                    else:
+                        done += len(m.group(0))
+                    bar.update(min(done, len(sectors)))
                 else:
                     break
         m = re.search(r"Erased (\d+) sectors", text)
         if "Warning" in text or "Error" in text or not m or int(m.group(1)) != len(sectors):
+            shown = re.sub(r"\[[ \d]+%\]#*-*\|?|\x08", "", text)
             raise DeviceError(
-                f"erase of {region.describe()} did not complete: {text.strip()[-300:]!r}",
+                f"erase of {region.describe()} did not complete: {shown.strip()[-300:]!r}",
                 flash_state=f"{region.name}: partly erased",
             )
         return len(sectors)
@@ -441,8 +526,10 @@ class UBoot:
             done = 0
             while done < length:
                 n = min(CP_CHUNK, length - done)
+                # HiSilicon's progress bar: up to ~40 characters per 4 KiB redraw
                 out = self.command(
-                    f"cp.b {src + done:#x} {dst + done:#x} {n:#x}", 10 + n / 2 * WORD_PROGRAM_MAX
+                    f"cp.b {src + done:#x} {dst + done:#x} {n:#x}",
+                    n / 2 * WORD_PROGRAM_MAX + self.line_time(n // 4096 * 40 + 256),
                 )
                 bad = [e for e in errors if e in out]
                 if bad or "done" not in out:

@@ -2,7 +2,8 @@
 
 Formats from the seed (000) and REFERENCE.md, and U-Boot 1.1.4's sources for
 the lines the seed does not show: ``flinfo`` (``Size: 16 MB in 128 Sectors``,
-the sector start list with `` (RO)`` marks, the CFI erase/write timeouts),
+the sector start list with `` (RO)`` marks, or ``RO`` in HiSilicon's tree, the CFI
+erase/write timeouts with or without a colon),
 ``printenv`` (``name=value`` lines up to ``Environment size:``), ``md.b``
 (``%08lx: xx xx ...    ascii``), ``crc32`` (``CRC32 for a ... b ==> crc``),
 the kernel's ``mtdparts=`` in ``bootargs``, the 64-byte uImage header, and the
@@ -52,7 +53,9 @@ def parse_flinfo(text: str) -> FlashInfo:
     size = int(m.group(1)) << (20 if m.group(2) == "MB" else 10)
     tail = text.split("Sector Start Addresses:", 1)[-1]
     sectors, protected = [], []
-    for sm in re.finditer(r"\b([0-9A-Fa-f]{8})\b( \(RO\))?", tail):
+    # upstream: " 34000000 (RO)"; HiSilicon's tree: "  34000000   RO " (and an "E" column
+    # with CFG_FLASH_EMPTY_INFO)
+    for sm in re.finditer(r"\b([0-9A-Fa-f]{8})\b((?: +E)? +\(?RO\b\)?)?", tail):
         addr = int(sm.group(1), 16)
         sectors.append(addr)
         if sm.group(2):
@@ -63,7 +66,7 @@ def parse_flinfo(text: str) -> FlashInfo:
             facts={"flinfo": text[-500:]},
         )
     info = FlashInfo(size, sectors, protected)
-    tm = re.search(r"Erase timeout (\d+) ms, write timeout (\d+) ms", text)
+    tm = re.search(r"Erase timeout:? (\d+) ms, write timeout:? (\d+) ms", text, re.IGNORECASE)
     if tm:
         info.erase_timeout_ms, info.write_timeout_ms = int(tm.group(1)), int(tm.group(2))
     return info
