@@ -228,3 +228,82 @@ def test_sigterm_takes_the_ctrl_c_path_in_run_operation(tmp_path):
     assert payload["flash_status"]["state"] == "untouched"  # a dump only reads
     assert payload["flash_state"] == "untouched"
     assert Path(os.devnull).exists()
+
+
+# -- W90P745 ------------------------------------------------------------------------------
+
+W90_BASE = 0x7F000000
+
+
+def w90_engine_first(argv: list[str], dev) -> subprocess.Popen[str]:
+    """Start the engine, then power the camera on (it catches the loader at boot)."""
+    proc = engine(argv)
+    dev.power_on()
+    return proc
+
+
+@pytest.fixture(scope="module")
+def w90_dump(tmp_path_factory) -> Path:
+    from emulators.w90p745 import W90P745Device
+
+    out = tmp_path_factory.mktemp("w90") / "dump"
+    dev = W90P745Device(seed=31)
+    try:
+        proc = w90_engine_first(
+            ["w90p745", "dump", "--port", dev.path, "--out", str(out), "--images", "webui",
+             "--json"],
+            dev,
+        )  # fmt: skip
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (stdout, stderr[-2000:])
+    finally:
+        dev.close()
+    return out
+
+
+def _w90_prepared():
+    """A camera at its loader prompt whose webui image was deleted (restore re-creates it)."""
+    from emulators.w90p745 import W90P745Device
+    from recovery.transport import Port
+    from recovery.w90p745.driver import W90Console
+
+    dev = W90P745Device(seed=31)
+    dev.power_on()
+    with Port(dev.path) as port:
+        con = W90Console(port, notify=lambda _m: None)
+        con.attach(30)
+        number = next(e.number for e in con.list_images() if e.name == "webui")
+        con.run(f"del {number}", timeout=30)
+    return dev
+
+
+def test_w90p745_sigint_at_random_moments_reports_the_true_flash_state(w90_dump):
+    argv = ["w90p745", "restore", str(w90_dump), "--json", "--images", "webui"]
+    dev = _w90_prepared()
+    try:
+        before = dev.flash.snapshot()
+        t0 = time.monotonic()
+        code, r = interrupt_at([*argv, "--port", dev.path], 600, signal.SIGINT, talking(dev))
+        total = time.monotonic() - t0
+        assert code == 0, r
+        after = dev.flash.snapshot()
+        assert after != before
+        check_state(r["flash_status"], after, before, after, W90_BASE)
+    finally:
+        dev.close()
+    states = []
+    for i, delay in enumerate(moments("w90-restore", total) + moments("w90-restore-2", total)):
+        sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
+        dev = _w90_prepared()
+        try:
+            assert dev.flash.snapshot() == before
+            code, r = interrupt_at([*argv, "--port", dev.path], delay, sig, talking(dev))
+            assert code in (0, 130) or (r["ok"] and code in (-2, -15)), (code, r)
+            status = r["flash_status"]
+            states.append(status["state"])
+            check_state(status, dev.flash.snapshot(), before, after, W90_BASE)
+            if status["state"] == "partially written":
+                assert "w90p745 restore" in status["resume"]
+        finally:
+            dev.close()
+    assert len(states) == 2 * POINTS
