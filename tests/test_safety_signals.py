@@ -307,3 +307,36 @@ def test_w90p745_sigint_at_random_moments_reports_the_true_flash_state(w90_dump)
         finally:
             dev.close()
     assert len(states) == 2 * POINTS
+
+
+# -- a power cut and a vanished port (Hi3511) -----------------------------------------------
+
+
+@pytest.mark.parametrize("event", ["power cut", "port vanishes"])
+def test_hi3511_power_cut_or_vanished_port_reports_the_true_flash_state(hi_files, event):
+    """The camera loses power (it restarts into U-Boot) or the adapter is pulled, once
+    the restore has begun: the JSON still says what the flash holds, byte for byte.
+    (Noticing the restart at once during tftp/erase is the driver's part: not done.)"""
+    before, after = hi_files["a"], _hi_target("restore", hi_files)
+    with camera(before) as (dev, opts):
+        started = talking(dev)
+        proc = engine(_hi_argv("restore", hi_files, opts))
+        deadline = time.monotonic() + 60
+        while not started() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        mark = len(dev.transcript.chunks)
+        while proc.poll() is None and b"tftp" not in b"".join(
+            c.data for c in dev.transcript.chunks[mark:] if c.direction == "host"
+        ):
+            time.sleep(0.002)
+        if event == "power cut":
+            dev.power_cycle()
+        else:
+            dev.power_off()  # the adapter is pulled (with the camera's 3.3 V on it) ...
+            dev.uart.close()  # ... and the pty goes away; the flash stays
+        out, err = proc.communicate(timeout=300)
+        lines = out.strip().splitlines()
+        assert len(lines) == 1, (out, err[-3000:])
+        r = json.loads(lines[0])
+        assert r["ok"] is False and "internal error" not in r["message"], r
+        check_state(r["flash_status"], dev.flash.read(0, len(before)), before, after, HI_BASE)
