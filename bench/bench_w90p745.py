@@ -1,113 +1,120 @@
-"""W90P745 dump: the engine's ``d`` page reader in real-time mode at 115200, against the best the
-``d`` format allows at that baud (target: at least 0.95 of it).
+"""W90P745: the engine's default dump and restore in real-time mode, at 115200 and at 460800,
+as ratios of the wire limits of the loader's ``d`` format and of Xmodem-128.
 
-The figure is for ``reads=1`` (each page read once, trusted on the page checks); the default
-``reads=2`` reads each page twice and so takes twice as long. A 64 KiB image (256 pages) is
-written with the engine's ``fx`` in fast mode, then the device is restarted in real-time mode
-on the same flash file and ``recovery.w90p745.dump`` reads it (about 27 s of wall time).
+The device runs in real-time mode (the link paced at its baud, flash at datasheet times,
+the loader's Xmodem receiver with its 4 s first sleep and a ``C`` a second). The image is
+a 32 KiB image 9 rich in 0x7F and 0x20 (harness/firmware/w90p745.py).
 
-The best rate: the loader answers ``d 0x7F180000`` with the command's echo and CR LF, the header
-``Displaying memory at 0x%X`` CR LF, 16 lines ``[%08X] %08X %08X - %08X %08X  <16 ascii>`` CR
-LF, then ``\\r\\nbootloader > ``. The echo is paced by the host's typing, which runs on the
-other wire at the same rate, so a page cannot take less than (echo + output) bytes x 10 bits
-/ baud. Everything else the engine spends (waiting for the echo before CR, parsing, the
-attach and ``ls -al`` at the start) lowers the ratio.
+Limits:
+
+* ``d``: the engine reads page after page with a bare ``d`` (the loader continues after
+  the last page). Each page costs, on the device -> host wire, the echo ``d`` CR LF, the
+  header ``Displaying memory at 0x%X`` CR LF, 16 lines of 68 bytes, CR LF and the prompt
+  ``bootloader > ``: 256 payload bytes per that many bytes x 10 bits / baud.
+* Xmodem-128: 133 bytes on the host -> device wire per 128 payload bytes (the ACKs go the
+  other way), so 128 / (133 x 10 / baud).
+
+The default dump reads each page once and checks the image against its footer's
+image_checksum (one more page for the footer); the default restore sends the image with
+Xmodem-128 (the transfer phase is measured from the first block to the ACK of EOT), checks
+``ls`` and reads the image back (``--verify full``). Printed, not asserted.
 """
 
 from __future__ import annotations
 
-import random
 import tempfile
 import time
 from contextlib import closing
 from pathlib import Path
 
 from emulators.w90p745 import W90P745Device
+from harness.firmware.w90p745 import flash_with, rich_image
 from recovery.transport import Port
 from recovery.w90p745.driver import W90Console
-from recovery.w90p745.operations import dump
-from recovery.w90p745.parsers import ImageEntry
+from recovery.w90p745.operations import dump, restore
 
-BAUD = 115200
-BASE = 0x7F180000  # where the factory webui image (8) was: two free blocks once it is deleted
-SIZE = 0x10000
-TARGET = 0.95
-PROMPT = "\r\nbootloader > "
+BASE = 0x7F180000
+SIZE = 0x8000
+PROMPT = "bootloader > "
 
 
-def page_bytes(addr: int) -> int:
-    """Console bytes one ``d`` page costs on the device -> host wire."""
-    echo = f"d 0x{addr:08X}\r\n"
+def d_page_bytes(addr: int = BASE) -> int:
+    echo = "d\r\n"
     header = f"Displaying memory at 0x{addr:X}\r\n"
     line = f"[{addr:08X}] {0:08X} {0:08X} - {0:08X} {0:08X}  {'.' * 16}\r\n"
-    return len(echo) + len(header) + 16 * len(line) + len(PROMPT)
+    return len(echo) + len(header) + 16 * len(line) + 2 + len(PROMPT)
 
 
-def best_rate(baud: int = BAUD) -> float:
-    per_page = page_bytes(BASE)
-    return 256 / (per_page * 10 / baud)
+def d_limit(baud: int) -> float:
+    return 256 / (d_page_bytes() * 10 / baud)
+
+
+def xmodem_limit(baud: int) -> float:
+    return 128 / (133 * 10 / baud)
 
 
 def _quiet(_text: str) -> None:
     pass
 
 
-def _make_image(flash_file: Path, data: bytes) -> None:
-    with closing(W90P745Device(flash_path=flash_file)) as dev, Port(dev.path, BAUD) as port:
-        dev.power_on()
-        con = W90Console(port, notify=_quiet)
-        con.attach(10)
-        con.run("del 8", timeout=30)
-        entry = ImageEntry(9, "bench64", BASE, len(data), BASE, "a")
-        con.fx(entry, data, lambda _done, _total: None)
+def _device(flash: bytes) -> W90P745Device:
+    return W90P745Device(initial_flash=flash, realtime=True)
 
 
-def _dump(flash_file: Path, out: Path, reads: int) -> tuple[float, float, int, bytes]:
-    """(dump() seconds, page-loop seconds, device bytes in the loop, the file)."""
-    dev = W90P745Device(flash_path=flash_file, realtime=True)
-    with closing(dev), Port(dev.path, BAUD, timeout=10) as port:
+def run(baud: int, flash: bytes, tmp: Path, data: bytes) -> None:
+    out = tmp / f"dump{baud}"
+    dev = _device(flash)
+    with closing(dev), Port(dev.path, 115200, timeout=10) as port:
         dev.power_on()
         W90Console(port, notify=_quiet).attach(10)  # the ESC window is not counted
         t0 = time.monotonic()
-        result = dump(port, out, images=["bench64"], reads=reads, progress=False, notify=_quiet)
+        result = dump(port, out, images=["9"], progress=False, notify=_quiet, baud=baud)
+        dump_s = time.monotonic() - t0
+        log = list(port.log)
+    got = (out / result.images[0].file).read_bytes()
+    rate = SIZE / dump_s
+    first = next(e.t for e in log if e.direction == "tx" and e.data == f"d 0x{BASE:08X}".encode())
+    footer = f"d 0x{BASE + 0xFF00:08X}".encode()
+    last = next(e.t for e in log if e.direction == "tx" and e.data == footer)
+    loop = SIZE / (last - first)
+    print(
+        f"dump at {baud}: {SIZE // 1024} KiB in {dump_s:.2f} s = {rate:.0f} B/s = "
+        f"{rate / d_limit(baud):.2f} of the d limit {d_limit(baud):.0f} B/s "
+        f"(attach, ls, speed changes, footer page included); the page loop alone "
+        f"{loop:.0f} B/s = {loop / d_limit(baud):.2f}; {'identical' if got == data else 'DIFFERENT'}"
+    )
+    dev = _device(flash)
+    with closing(dev), Port(dev.path, 115200, timeout=10) as port:
+        dev.power_on()
+        W90Console(port, notify=_quiet).attach(10)
+        t0 = time.monotonic()
+        restore(port, out, progress=False, notify=_quiet, baud=baud)
         total = time.monotonic() - t0
         log = list(port.log)
-    first = f"d 0x{BASE:08X}".encode()
-    start = next(e.t for e in log if e.direction == "tx" and e.data.startswith(first))
-    end = max(e.t for e in log if e.direction == "rx")
-    rx = sum(len(e.data) for e in log if e.direction == "rx" and e.t > start)
-    return total, end - start, rx, (out / result.images[0].file).read_bytes()
+        back = dev.flash.read(BASE - 0x7F000000, SIZE)
+    first = next(e.t for e in log if e.direction == "tx" and e.data[:3] == b"\x01\x01\xfe")
+    eot = next(e.t for e in log if e.direction == "tx" and e.data == b"\x04" and e.t > first)
+    ack = next(e.t for e in log if e.direction == "rx" and b"\x06" in e.data and e.t >= eot)
+    xfer = ack - first
+    xrate = SIZE / xfer
+    print(
+        f"restore at {baud}: transfer {xfer:.2f} s = {xrate:.0f} B/s = "
+        f"{xrate / xmodem_limit(baud):.2f} of the Xmodem-128 limit {xmodem_limit(baud):.0f} B/s; "
+        f"whole restore {total:.2f} s ({SIZE / total:.0f} B/s: 4 s receiver start, flash "
+        f"programming, ls, read-back); {'identical' if back == data else 'DIFFERENT'}"
+    )
 
 
 def main() -> None:
-    data = random.Random(745).randbytes(SIZE)
-    best = best_rate()
-    per_page = page_bytes(BASE)
+    data = rich_image(SIZE, seed=745)
+    flash = flash_with([(9, "bench", BASE, data, BASE, "a")])
     print(
-        f"`d` page at 115200: {per_page} console bytes per 256 payload bytes "
-        f"(echo {len(f'd 0x{BASE:08X}') + 2}, header, 16 x 68, prompt {len(PROMPT)}) "
-        f"-> best payload rate {best:.0f} B/s"
+        f"d page: {d_page_bytes()} console bytes per 256 payload bytes; "
+        f"Xmodem-128: 133 bytes per 128"
     )
     with tempfile.TemporaryDirectory() as name:
-        tmp = Path(name)
-        flash_file = tmp / "w90.bin"
-        t0 = time.monotonic()
-        _make_image(flash_file, data)
-        print(f"setup (fast mode): fx of a 64 KiB image took {time.monotonic() - t0:.2f} s")
-        total, loop, rx, got = _dump(flash_file, tmp / "dump", 1)
-        pages = SIZE // 256
-        rate = SIZE / total
-        print(
-            f"engine dump, reads=1: 64 KiB in {total:.2f} s = {rate:.0f} B/s = "
-            f"{rate / best:.3f} of the best {best:.0f} B/s (target {TARGET}); page loop alone "
-            f"{loop:.2f} s = {SIZE / loop / best:.3f}; {rx / pages:.0f} bytes received per page; "
-            f"data {'identical' if got == data else 'DIFFERENT'}"
-        )
-        print(
-            f"the engine's default reads=2 reads every page twice: at the same efficiency "
-            f"about {rate / 2:.0f} B/s, {2 * total:.0f} s for this image (not run, to keep the "
-            f"benchmark short)"
-        )
+        for baud in (115200, 460800):
+            run(baud, flash, Path(name), data)
 
 
 if __name__ == "__main__":

@@ -145,6 +145,7 @@ class W90Console:
         self.rows_read = 0
         self.rows_bad = 0
         self.d_next: int | None = None  # where a bare 'd' continues
+        self.prefetch: int | None = None  # a page whose bare 'd' was sent ahead
 
     # -- timing from the wire ------------------------------------------------------
     def wire(self, nbytes: int) -> float:
@@ -230,6 +231,7 @@ class W90Console:
         that loses a burst of input can swallow a few of them.
         """
         port = self.port
+        self.prefetch = None
         port.drain_input(quiet=0.05, limit=5.0)
         for attempt in range(tries):
             port.clear_buffer()
@@ -252,6 +254,7 @@ class W90Console:
     # -- commands --------------------------------------------------------------------
     def _type(self, text: str) -> None:
         """Type ``text`` and check its echo; on a bad echo erase the line and raise EchoError."""
+        self._flush_prefetch()
         port = self.port
         port.clear_buffer()
         port.send(text)
@@ -329,7 +332,19 @@ class W90Console:
         )
 
     # -- pages -------------------------------------------------------------------------
-    def read_page(self, address: int, *, reads: int = 2, expect: bytes | None = None) -> bytes:
+    def _flush_prefetch(self) -> None:
+        """Consume the page a bare ``d`` sent ahead asked for, when nobody wants it."""
+        if self.prefetch is None:
+            return
+        self.prefetch = None
+        try:
+            self.wait_prompt(1.0 + self.wire(1400) * 3)
+        except Timeout:
+            self.sync()
+
+    def read_page(
+        self, address: int, *, reads: int = 2, expect: bytes | None = None, ahead: bool = False
+    ) -> bytes:
         """The 256 bytes at ``address``, read until they are trustworthy.
 
         ``reads=1`` trusts one read that passes every page check. Otherwise
@@ -338,6 +353,11 @@ class W90Console:
         noise in one read is taken from the others). With ``expect`` (the
         read-back after a write) one complete read equal to it is enough.
         Raises VerifyError when ``page_tries`` reads do not get there.
+
+        ``ahead`` (the caller reads the next page next): once this page was
+        read, a bare ``d`` is sent at once, so the loader prints the next page
+        without waiting for the host (two bytes wait in its UART's receive
+        FIFO while it prints); the next call takes that page, its echo first.
         """
         votes: list[Counter[bytes]] = [Counter() for _ in range(LINES_PER_PAGE)]
         problems: list[str] = []
@@ -347,7 +367,15 @@ class W90Console:
             if attempt >= max(reads, 1):
                 self.page_retries += 1
             try:
-                out = self.command(cmd, timeout=1.0 + self.wire(1400) * 3)
+                if attempt == 0 and self.prefetch == address:
+                    self.prefetch = None
+                    out = self.wait_prompt(1.0 + self.wire(1400) * 3)
+                    head, sep, rest = out.partition("\n")
+                    if head.rstrip("\r") != "d" or not sep:
+                        raise EchoError(f"echo {head[:20]!r} for 'd' sent ahead")
+                    out = rest
+                else:
+                    out = self.command(cmd, timeout=1.0 + self.wire(1400) * 3)
             except (EchoError, Timeout) as e:
                 problems.append(str(e).splitlines()[0][:100])
                 self.sync()
@@ -365,6 +393,9 @@ class W90Console:
                 else:
                     self.d_next = address + 256
                     if reads <= 1 or data == expect:
+                        if ahead:
+                            self.port.send("d\r")
+                            self.prefetch = self.d_next
                         return data
             rows = parse_page_rows(out, address)
             self.rows_read += LINES_PER_PAGE
