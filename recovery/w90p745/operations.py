@@ -242,7 +242,8 @@ def _dump_image(
         f.seek(start)
         last_sync = time.monotonic()
         for offset in range(start, entry.pages * PAGE_SIZE, PAGE_SIZE):
-            page = con.read_page(entry.base + offset, reads=reads)
+            ahead = offset + PAGE_SIZE < entry.pages * PAGE_SIZE
+            page = con.read_page(entry.base + offset, reads=reads, ahead=ahead)
             f.write(page[: max(0, min(PAGE_SIZE, entry.size - offset))])
             bar.update(base_done + min(offset + PAGE_SIZE, entry.size))
             if time.monotonic() - last_sync > 1.0:
