@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from recovery.errors import RefusedError, UsageError
+from recovery.errors import ImageError, RefusedError, UsageError
 from recovery.jsonout import to_jsonable
 
 PRIVATE_MODE = 0o600
@@ -263,6 +264,39 @@ def unique_path(path: str | os.PathLike[str]) -> Path:
         p = Path(path).with_name(f"{Path(path).stem}-{n}{Path(path).suffix}")
         n += 1
     return p
+
+
+# -- backups checked before they are trusted ----------------------------------------
+
+
+def check_manifest(
+    path: str | os.PathLike[str],
+    data: bytes,
+    manifest: dict[str, Any],
+    *,
+    board: str,
+    flash_size: int | None = None,
+) -> None:
+    """Refuse a backup whose manifest does not match it: the board, the size, the
+    sha256 and (when both are known) the flash size must agree; a board's own check
+    of what the bytes look like comes after this one."""
+    problems = []
+    if manifest.get("board", board) != board:
+        problems.append(f"it is a backup of a {manifest.get('board')!r} board, not {board}")
+    if manifest.get("size") not in (None, len(data)):
+        problems.append(f"the manifest says {manifest.get('size')} bytes, the file has {len(data)}")
+    if manifest.get("sha256") != hashlib.sha256(data).hexdigest():
+        problems.append("its sha256 is not the manifest's (the file was changed or damaged)")
+    if flash_size is not None and manifest.get("flash_size") not in (None, flash_size):
+        problems.append(
+            f"it was made from a {manifest.get('flash_size')}-byte flash, this one has {flash_size}"
+        )
+    if problems:
+        raise ImageError(
+            f"{path} does not match its manifest: " + "; ".join(problems),
+            flash_state="untouched",
+            hint="use an intact backup of this camera",
+        )
 
 
 # -- temporary directories ----------------------------------------------------------

@@ -239,3 +239,140 @@ def test_module_api_is_stable():
         "t.txt",
     )
     assert cliutil.progress_enabled(a) is False
+
+
+# -- issue 17: output preflight, the flash tracker, protected areas, stale temporaries -------
+
+
+def test_preflight_refuses_what_would_destroy_a_file(tmp_path):
+    from recovery.files import Input, Output, preflight
+
+    old = tmp_path / "old.bin"
+    old.write_bytes(b"old")
+    with pytest.raises(RefusedError, match="already exists") as e:
+        preflight([Output("--out", old)], force=False)
+    assert "--force" in (e.value.hint or "")
+    preflight([Output("--out", old)], force=True)  # --force: replacing is allowed
+    with pytest.raises(RefusedError, match="already exists") as e:
+        preflight([Output("--backup", old)], force=False, force_flag=None)
+    assert "--force" not in (e.value.hint or "")
+    (tmp_path / "new.bin.json").write_text("{}")  # a manifest would be replaced
+    with pytest.raises(RefusedError, match="manifest"):
+        preflight([Output("--out", tmp_path / "new.bin", sidecars=(".json",))], force=False)
+    link = tmp_path / "link.bin"
+    link.symlink_to(old)
+    for outs, ins in (
+        ([Output("--out", old), Output("--transcript", link)], []),
+        ([Output("--out", tmp_path / "a.bin", sidecars=(".json",))],
+         [Input("--transcript", tmp_path / "a.bin.json")]),
+        ([Output("--backup-out", tmp_path / "x" / ".." / "old.bin")], [Input("IMAGE", old)]),
+    ):  # fmt: skip
+        with pytest.raises(UsageError, match="same file"):
+            preflight(outs, ins, force=True)
+    for bad in ("", "   ", "/proc/x", "/sys/x", "/dev/x", str(tmp_path), "/nonexistent/dir/x"):
+        with pytest.raises(UsageError):
+            preflight([Output("--out", bad)], force=True)
+    with pytest.raises(RefusedError, match="free space"):
+        preflight([Output("--out", tmp_path / "huge.bin", size=1 << 62)], force=False)
+
+
+def test_the_flash_tracker_states():
+    from recovery.safety import FlashTracker
+
+    t = FlashTracker(tracked=True)
+    assert t.state == "untouched" and t.as_dict()["resume"] is None
+    t.plan([(0, 10), (10, 20)])
+    t.resume = "camrescue x restore"
+    t.writing(0, 10)
+    assert t.state == "partially written" and t.as_dict()["resume"] == "camrescue x restore"
+    t.verified(0, 10)
+    assert t.state == "partially written"  # (10, 20) has not begun: old and new mixed
+    assert t.as_dict()["ranges"][1]["state"].startswith("not yet written")
+    t.writing(10, 20)
+    t.written(10, 20)
+    assert t.state == "complete but unverified"
+    t.verified(10, 20)
+    assert t.state == "verified" and t.as_dict()["resume"] is None
+    u = FlashTracker(tracked=True)  # no plan: only a finished operation is "verified"
+    u.verified(0, 10)
+    assert u.state == "partially written"
+    u.finished = True
+    assert u.state == "verified"
+    assert FlashTracker().state == "unknown"
+
+
+def test_run_operation_reports_the_tracker_on_ctrl_c(capsys):
+    from recovery.safety import flash_tracker
+
+    def op():
+        t = flash_tracker()
+        t.plan([(0x100, 0x200)])
+        t.resume = "camrescue hi3511 restore b.bin"
+        t.writing(0x100, 0x200)
+        raise KeyboardInterrupt
+
+    assert run_operation(_args(), "restore", op) == 130
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["flash_status"]["state"] == "partially written"
+    assert payload["flash_state"].startswith("partially written: 0x100..0x1ff")
+    assert "camrescue hi3511 restore b.bin" in payload["hint"]
+
+
+def test_protected_areas_are_judged_by_address():
+    from recovery.safety import Area, check_protected
+
+    boot = [Area("boot loader", 0x1000, 0x2000)]
+    check_protected([("settings", 0x2000, 0x3000), ("x", 0, 0x1000)], boot, allowed=False)
+    for start, end in ((0x1FFF, 0x3000), (0, 0x1001), (0x1800, 0x1900), (0, 0x10000)):
+        with pytest.raises(RefusedError, match="boot loader"):
+            check_protected([("settings", start, end)], boot, allowed=False)
+        check_protected([("settings", start, end)], boot, allowed=True)
+
+
+def test_stale_temporary_directories_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from recovery.files import make_tempdir, remove_stale_tempdirs
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    pid = int(dead.stdout)
+    stale = tmp_path / f"camrescue-{pid}-tftp-abcd"
+    stale.mkdir()
+    (stale / ".camrescue-owner").write_text(f"{pid}\n")
+    unmarked = tmp_path / f"camrescue-{pid}-lab-efgh"  # not ours: no owner mark
+    unmarked.mkdir()
+    other = tmp_path / "camrescue-image-cache-0"
+    other.mkdir()
+    import tempfile
+
+    old = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path)
+    try:
+        mine = make_tempdir("tftp")
+    finally:
+        tempfile.tempdir = old
+    assert remove_stale_tempdirs(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [unmarked.name, other.name, mine.name]
+    )
+    assert stat.S_IMODE(mine.stat().st_mode) == 0o700
+
+
+def test_check_manifest_compares_board_size_sha_and_flash_size(tmp_path):
+    import hashlib
+
+    from recovery.files import check_manifest
+
+    data = b"flash" * 100
+    good = {"board": "xr872", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    check_manifest("b.bin", data, good, board="xr872", flash_size=1 << 20)
+    for bad, word in (
+        ({**good, "board": "hi3511"}, "board"),
+        ({**good, "size": 3}, "bytes"),
+        ({**good, "sha256": "0" * 64}, "sha256"),
+        ({**good, "flash_size": 2 << 20}, "flash"),
+    ):
+        with pytest.raises(ImageError, match=word):
+            check_manifest("b.bin", data, bad, board="xr872", flash_size=1 << 20)
