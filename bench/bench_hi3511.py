@@ -17,7 +17,7 @@ import serial
 
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import ROOT_SIZE, vendor_flash
-from harness.tftpd import TftpServer
+from harness.lab.tftp import TftpServer
 
 
 def _until(ser: serial.Serial, pattern: bytes, timeout: float = 120) -> bytes:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv if argv is not None else [])
 
-    from harness.scenario import ScenarioError, discover, load_scenario, warm_images
+    from harness.scenarios import ScenarioError, discover, load_scenario, warm_images
 
     t0 = time.perf_counter()
     built = 0

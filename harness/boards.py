@@ -10,6 +10,7 @@ as an error (:func:`check_capability`).
 from __future__ import annotations
 
 import importlib
+import inspect
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ class BoardSpec:
     the board prints while it waits for a key at power-on and the key that stops
     it; ``prompt`` is the console prompt that follows. ``partitions`` are named
     chip-relative byte ranges ``(start, end)`` that scenarios may use. Engine
-    operations named in ``no_tftp_ops`` get no ``--tftp-bind``.
+    operations named in ``no_tftp_ops`` get no ``--tftp-bind``. ``flash_base``
+    is the flash's address in the board's memory map (what its loader prints),
+    ``block_size`` its erase block.
     """
 
     name: str
@@ -42,6 +45,8 @@ class BoardSpec:
     no_tftp_ops: frozenset[str] = frozenset()
     baud: int = 115200
     engine_cli: str | Callable[[list[str]], int] = "recovery.cli:main"
+    flash_base: int = 0
+    block_size: int = 0x10000
 
     def all_partitions(self) -> dict[str, tuple[int, int]]:
         return {"all": (0, self.flash_size), **self.partitions}
@@ -89,9 +94,10 @@ register_board(
         device="emulators.w90p745:W90P745Device",
         flash_size=2 * MiB,
         engine="recovery.w90p745.cli",
-        firmware="harness.firmware.w90p745",
+        # no firmware builders yet: scenarios start from the emulator's factory flash
         prompt="bootloader > ",
         autoboot=("Press ESC to enter debug mode", b"\x1b"),
+        flash_base=0x7F000000,
         # seed 001: loader in the first block, BOOT INFO at +0x10000, the image table
         partitions={
             "bootloader": (0, 0x10000),
@@ -112,6 +118,8 @@ register_board(
         engine="recovery.xr872.cli",
         firmware="harness.firmware.xr872",
         builder_aliases={"vendor": "vendor_flash"},
+        # the last 4 KiB sector holds sysinfo (the unit's identity: MAC, SN)
+        partitions={"image": (0, 0xFF000), "sysinfo": (0xFF000, 0x100000)},
     )
 )
 
@@ -144,6 +152,42 @@ def board_spec(board: str) -> BoardSpec:
 def device_class(board: str) -> type:
     spec = board_spec(board)
     return spec.device if isinstance(spec.device, type) else import_attr(spec.device)
+
+
+COMMON_DEVICE_ARGS = frozenset(
+    {"flash_path", "realtime", "seed", "link_path", "faults", "transcript", "initial_flash"}
+)
+
+
+def device_options(board: str) -> frozenset[str] | None:
+    """The device options (keyword arguments of the board's device class beyond the
+    ones the lab passes itself) a scenario may set, or None when that cannot be
+    said (the class is not importable yet, or takes ``**kwargs``)."""
+    try:
+        cls = device_class(board)
+    except Unavailable:
+        return None
+    names: set[str] = set()
+    # follow **kwargs up the class hierarchy (a board's device passes them to the base)
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return None
+        names |= {
+            p.name
+            for p in params
+            if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        }
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    else:
+        return None
+    lab_owned = COMMON_DEVICE_ARGS | ({"tftp_server"} if board_spec(board).tftp else set())
+    return frozenset(names - lab_owned)
 
 
 def engine_main(board: str) -> Callable[[list[str]], int]:

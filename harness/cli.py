@@ -120,7 +120,7 @@ def run_emulate(args: argparse.Namespace) -> int:
         kw.update(mod.emulate_kwargs(args))
     server = None
     if getattr(args, "tftp_root", None) is not None:
-        from harness.tftpd import TftpServer
+        from harness.lab.tftp import TftpServer
 
         server = TftpServer(args.tftp_root, args.tftp_server[0], args.tftp_server[1]).start()
     stop = threading.Event()
@@ -171,9 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
         print(f"note: engine commands unavailable ({e})", file=sys.stderr)
     add_emulate_parser(sub)
     try:
-        from harness import fuzz, runner
+        from harness.fuzz.cli import hook_scenarios
+        from harness.scenarios.cli import register_cli
 
-        fuzz.hook_scenarios(runner.register_cli(sub))
+        hook_scenarios(register_cli(sub))
     except ImportError:
         pass
     bench = sub.add_parser("bench", help="run the benchmarks in bench/ and print their ratios")

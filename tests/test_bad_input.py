@@ -495,7 +495,7 @@ def test_a_dump_into_a_directory_of_another_camera_is_refused(lab, tmp_path):
 
 
 def _load_problems(path: Path) -> list[str]:
-    from harness.scenario import ScenarioError, load_scenario
+    from harness.scenarios import ScenarioError, load_scenario
 
     with pytest.raises(ScenarioError) as e:
         load_scenario(path)
@@ -545,7 +545,7 @@ def test_tabs_and_a_bad_document_start_point_at_their_line(tmp_path):
 
 
 def test_scenarios_list_names_the_broken_file_and_fails(tmp_path, capsys):
-    from harness import runner
+    from harness.scenarios import cli as runner
 
     good = tmp_path / "good.yaml"
     good.write_text("name: good\nboard: hi3511\nsteps: [power_cycle]\n")

@@ -17,6 +17,7 @@ Every test asserts ``dev.crash is None`` and that the console still answers.
 
 from __future__ import annotations
 
+import itertools
 import re
 import struct
 import time
@@ -27,13 +28,14 @@ import serial
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import Term, attach
 from emulators.hi3511 import Hi3511Device
 from emulators.hi3511.shell import find_cmd, split_commands
 from emulators.hi3511.uboot import TABLE
 from emulators.w90p745 import W90P745Device
 from emulators.xr872 import XR872Device
 from harness.firmware.hi3511 import vendor_flash
+from harness.lab.console import ConsoleClient as Term
+from harness.lab.console import attach
 
 FUZZ = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -75,11 +77,20 @@ def uboot() -> Iterator[tuple[Hi3511Device, Term]]:
         dev.close()
 
 
+_ALIVE = itertools.count()
+
+
+def _alive(term: Term, prompt: str) -> None:
+    """Ctrl-C, then a uniquely numbered ``echo``: its echo, its output and the prompt must
+    follow each other exactly. The number makes output of the noise (or of an earlier
+    check) unable to stand in for the answer, however the output is split in time."""
+    n = next(_ALIVE)
+    term.write(f"\x03echo alive-{n}\r".encode())
+    term.read_until(re.escape(f"echo alive-{n}\r\nalive-{n}\r\n{prompt}"), timeout=10)
+
+
 def _alive_uboot(dev: Hi3511Device, term: Term) -> None:
-    term.write(b"\x03")
-    term.read_until(UBOOT, timeout=10)
-    term.buf = b""
-    assert term.cmd("echo alive", timeout=10) == "alive\r\n"
+    _alive(term, UBOOT)
     assert dev.crash is None, dev.crash_text
 
 
@@ -156,10 +167,7 @@ def test_the_linux_shell_takes_any_line(linux, line):
     words = line.split()
     assume(not words or words[0] != b"reboot")
     term.write(line + b"\r")
-    term.write(b"\x03")
-    term.read_until(r"# $", timeout=10)
-    term.buf = b""
-    assert term.cmd("echo alive", prompt="# ") == "alive\r\n"
+    _alive(term, "# ")
     assert dev.crash is None, dev.crash_text
 
 
@@ -282,7 +290,11 @@ def bad_requests(draw) -> tuple[bytes, int, int]:
         cmd = draw(st.integers(0, 255).filter(lambda c: c not in FIELDS))
         rest = draw(st.binary(max_size=20))
         body = bytes([cmd]) + rest
-        return brom_frame(check, body, body, good_sum=draw(st.booleans())), UNKNOWNCMD, check
+        return (
+            brom_frame(check, body, body, good_sum=draw(st.booleans())),
+            UNKNOWNCMD,
+            check,
+        )
     cmd = draw(st.sampled_from(sorted(FIELDS)))
     need = sum(FIELDS[cmd])
     if kind == "wrong_length":
@@ -324,7 +336,9 @@ GETINFO = brom_frame(CHECK, b"\x18", b"\x18", good_sum=True)
 
 
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     junk=st.binary(max_size=30).filter(lambda b: b"B" not in b and b"\x55" not in b),
@@ -345,7 +359,9 @@ def test_the_rom_answers_every_bad_frame_with_its_error_code(rom, junk, req):
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(stream=st.binary(max_size=300))
 def test_the_rom_survives_any_byte_stream_and_resyncs(rom, stream):
@@ -388,7 +404,9 @@ def loader() -> Iterator[tuple[W90P745Device, Term]]:
 
 
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(junk=st.binary(min_size=1, max_size=2000))
 def test_fx_fed_noise_gives_up_and_writes_nothing(loader, junk):

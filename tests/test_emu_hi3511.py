@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import Term, attach
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import root_image, vendor_flash
+from harness.lab.console import ConsoleClient as Term
+from harness.lab.console import attach
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_031bf1944ef4fc76.txt"
 if not SEED.exists():  # a fresh clone keeps shared/ beside it
@@ -515,8 +516,7 @@ def test_go_and_loop_hang_until_power_cycle(board):
     term.read_until(r"## Starting application at 0xE1000000 \.\.\.\r\n")
     term.write("\r\x03help\r")
     time.sleep(0.3)  # a hung CPU answers nothing, whatever is typed
-    term.ser.timeout = 0.2
-    assert term.ser.read(4096) == b""
+    assert term.read_for(0.2) == b""
     dev.power_cycle()
     term.read_until("Hit any key to stop autoboot")
     term.write(" ")
@@ -524,6 +524,5 @@ def test_go_and_loop_hang_until_power_cycle(board):
     term.write("loop.b 0xe1000000 4\r")
     term.read_until("loop.b 0xe1000000 4\r\n")
     term.write("\r")
-    term.ser.timeout = 0.3
-    assert term.ser.read(4096) == b""
+    assert term.read_for(0.3) == b""
     assert dev.crash is None

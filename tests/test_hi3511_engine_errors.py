@@ -13,7 +13,7 @@ import socket
 import pytest
 
 from harness.firmware import root_image, vendor_flash
-from harness.tftpd import TftpServer as HarnessTftpServer
+from harness.lab.tftp import TftpServer as HarnessTftpServer
 from tests.test_hi3511_engine import (
     ROOT_OFF,
     ROOT_SIZE,

@@ -23,8 +23,9 @@ import serial
 
 from emulators.device import Device
 from emulators.flash import FlashGeometry, NorFlash
+from harness import boards
 from harness import lab as labmod
-from harness.scenario import parse_scenario, run_scenario
+from harness.scenarios import parse_scenario, run_scenario
 
 TOY_SIZE = 0x10000
 TOY_SECTOR = 0x1000
@@ -195,7 +196,7 @@ def toy_engine(argv: list[str]) -> int:
     return 0
 
 
-TOY = labmod.BoardSpec(
+TOY = boards.BoardSpec(
     name="toy",
     device=ToyDevice,
     flash_size=TOY_SIZE,
@@ -212,9 +213,9 @@ TOY = labmod.BoardSpec(
 @pytest.fixture(autouse=True)
 def toy_board(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("CAMRESCUE_IMAGE_CACHE", str(tmp_path / "image-cache"))
-    labmod.register_board(TOY)
+    boards.register_board(TOY)
     yield TOY
-    labmod.unregister_board("toy")
+    boards.unregister_board("toy")
 
 
 def _fds() -> set[str]:
@@ -331,13 +332,13 @@ def test_network_fault_proxy_passes_then_cuts(tmp_path):
         con.send("get fw.bin 0\r")
         con.expect("Bytes transferred = 2048", 5)
         assert dev.flash.read(0, 2048) == bytes(range(256)) * 8
-        assert dev.proxy.forwarded >= 10  # RRQ, 5 DATA, 5 ACK
-        dev.proxy.faults = labmod.NetworkFaults(cut_after=dev.proxy.forwarded + 2)
+        assert dev.proxy.stats.forwarded >= 10  # RRQ, 5 DATA, 5 ACK
+        dev.proxy.set_faults(labmod.TftpFaults(gone_after=dev.proxy.stats.received + 2))
         con.expect("toy> ", 2)
         con.mark()
         con.send("get fw.bin 0x1000\r")
         con.expect("TFTP failed", 10)
-        assert dev.proxy.dropped > 0
+        assert dev.proxy.stats.gone and dev.proxy.stats.blocked > 0
 
 
 def test_console_waits_and_times_out_with_what_it_saw(tmp_path):
@@ -399,14 +400,14 @@ def test_parse_json_output_takes_the_last_object():
 
 
 def test_capabilities():
-    assert labmod.check_capability("toy") is None
-    assert labmod.check_capability("toy_engine") is None
+    assert boards.check_capability("toy") is None
+    assert boards.check_capability("toy_engine") is None
     assert (
-        labmod.check_capability("tool:definitely-not-a-tool-xyz")
+        boards.check_capability("tool:definitely-not-a-tool-xyz")
         == "definitely-not-a-tool-xyz is not installed"
     )
-    assert "unknown board" in labmod.check_capability("nosuchboard_engine")
-    assert labmod.known_capability("hi3511_engine") and not labmod.known_capability("hi3511_magic")
+    assert "unknown board" in boards.check_capability("nosuchboard_engine")
+    assert boards.known_capability("hi3511_engine") and not boards.known_capability("hi3511_magic")
 
 
 # --------------------------------------------------------------------------- executor
@@ -553,19 +554,19 @@ steps:
 
 
 def test_missing_board_pieces_skip_with_the_reason(tmp_path):
-    spec = labmod.BoardSpec(name="ghost", device="emulators.ghost:GhostDevice", flash_size=0x1000)
-    labmod.register_board(spec)
+    spec = boards.BoardSpec(name="ghost", device="emulators.ghost:GhostDevice", flash_size=0x1000)
+    boards.register_board(spec)
     try:
         sc = parse_scenario("name: g\nboard: ghost\nsteps: [power_cycle]\n", tmp_path / "g.yaml")
         res = run_scenario(sc, tmp_path / "run")
         assert res.outcome == "skipped"
         assert "needs ghost: cannot import emulators.ghost" in res.reason
     finally:
-        labmod.unregister_board("ghost")
+        boards.unregister_board("ghost")
 
 
 def test_console_scenario_on_the_emulated_hi3511(tmp_path):
-    why = labmod.check_capability("hi3511")
+    why = boards.check_capability("hi3511")
     if why:
         pytest.skip(why)
     text = """
@@ -611,8 +612,8 @@ def test_fixture_run_scenario_text(run_scenario_text):
 
 
 def test_runner_lists_and_tables(tmp_path, capsys):
-    from harness import runner
-    from harness.report import ScenarioResult
+    from harness.scenarios import cli as runner
+    from harness.scenarios.report import ScenarioResult
 
     d = tmp_path / "scenarios"
     d.mkdir()
@@ -648,7 +649,7 @@ def test_a_scenario_whose_flash_is_a_file(tmp_path):
     """``flash: {file: ...}`` is read before the device starts (placeholders that need the
     device are not known yet; the path is)."""
     from harness.firmware.hi3511 import vendor_flash
-    from harness.scenario import parse_scenario, run_scenario
+    from harness.scenarios import parse_scenario, run_scenario
 
     flash = tmp_path / "cam.bin"
     flash.write_bytes(vendor_flash("A"))

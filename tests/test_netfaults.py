@@ -15,11 +15,11 @@ import zlib
 import pytest
 import tftpy
 
-from conftest import attach
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import root_image, vendor_flash
-from harness.netfaults import TftpFaultProxy, TftpFaults, interpose
-from harness.tftpd import TftpServer
+from harness.lab.console import attach
+from harness.lab.netfaults import TftpFaultProxy, TftpFaults, interpose
+from harness.lab.tftp import TftpServer
 
 PROMPT = "hilinux # "
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.report import (
+from harness.scenarios.report import (
     DeviceRecord,
     FailureRecord,
     ScenarioResult,

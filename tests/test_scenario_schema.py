@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.scenario import ScenarioError, discover, parse_scenario
+from harness.scenarios import ScenarioError, discover, parse_scenario
 
 pytest_plugins = ["pytester"]
 
@@ -65,7 +65,7 @@ def test_the_base_document_is_valid():
 
 @pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
 def test_bundled_scenarios_are_valid(path):
-    from harness.scenario import load_scenario
+    from harness.scenarios import load_scenario
 
     sc = load_scenario(path)
     assert sc.name == path.stem, "a bundled scenario's file is named after it"

@@ -7,24 +7,16 @@ pytest-xdist or on several machines, without touching each other):
 * a directory ``<lab>/<name>/`` holding ``flash.bin`` (the device's persistent
   flash, a memory-mapped file) and ``tty`` (a symlink to its ``/dev/pts/N``);
 * a free UDP port on 127.0.0.1 where *all* the device's TFTP traffic goes,
-  whatever ``serverip`` says (boards with a network only). The engine binds its
-  embedded server there with ``--tftp-bind 127.0.0.1:PORT``; between engine
-  steps the lab serves the lab's shared work directory there with tftpy, so a
-  person (or a console step) can type the seed's ``tftp`` commands by hand;
-* optionally a UDP proxy in front of that port that drops, delays or cuts the
-  TFTP datagrams (seeded), for network faults;
-* a :class:`ConsoleClient`: a host-side terminal on the pty that records what
-  it reads and can wait for text, like picocom with an expect script.
-
-This module holds :class:`Lab` and :class:`LabDevice`; the pieces they use live
-in modules of their own, and their names are re-exported here:
-
-* :mod:`harness.boards` -- :class:`BoardSpec`, :data:`BOARDS`, capabilities;
-* :mod:`harness.images` -- :func:`build_image` and its cache, flash sources;
-* :mod:`harness.console_client` -- :class:`ConsoleClient`, :class:`ConsoleTimeout`;
-* :mod:`harness.engine_runner` -- :class:`EngineResult`, running the engine CLI;
-* :mod:`harness.labtftp` -- :class:`LabTftpServer`, :func:`free_udp_port`;
-* :mod:`harness.udpproxy` -- :class:`NetworkFaults`, :class:`UdpFaultProxy`.
+  whatever ``serverip`` says (boards with a network only: the network mapping).
+  The engine binds its embedded server there with ``--tftp-bind
+  127.0.0.1:PORT``; between engine steps the lab serves the lab's shared work
+  directory there (:class:`~harness.lab.tftp.TftpServer`), so a person (or a
+  console step) can type the seed's ``tftp`` commands by hand;
+* optionally the TFTP fault proxy (:class:`~harness.lab.netfaults.TftpFaultProxy`)
+  in front of that port, for network faults;
+* a :class:`~harness.lab.console.ConsoleClient`: a host-side terminal on the pty
+  that records what it reads and can wait for text, like picocom with an expect
+  script.
 """
 
 from __future__ import annotations
@@ -41,66 +33,17 @@ from typing import Any
 
 from emulators.serial import LinkFaults
 from emulators.transcript import Transcript
-from harness.boards import (
-    BOARDS,
-    BoardSpec,
-    MiB,
-    Unavailable,
-    board_spec,
-    check_capability,
-    device_class,
-    engine_main,
-    import_attr,
-    known_capability,
-    register_board,
-    unregister_board,
-)
-from harness.console_client import BAUDS, ConsoleClient, ConsoleTimeout, ExpectResult
-from harness.engine_runner import (
+from harness.boards import board_spec, device_class, engine_main
+from harness.lab.console import ConsoleClient
+from harness.lab.engine import (
     EngineResult,
     parse_json_output,
     run_engine_inprocess,
     run_engine_subprocess,
 )
-from harness.images import build_image, builder_function, parse_flash_source
-from harness.labtftp import LabTftpServer, free_udp_port
-from harness.udpproxy import NetworkFaults, UdpFaultProxy
-
-_import_attr = import_attr  # the name harness.plugin uses
-_BAUDS = BAUDS
-
-__all__ = [
-    "BOARDS",
-    "BAUDS",
-    "MiB",
-    "BoardSpec",
-    "ConsoleClient",
-    "ConsoleTimeout",
-    "EngineResult",
-    "ExpectResult",
-    "Lab",
-    "LabDevice",
-    "LabTftpServer",
-    "NetworkFaults",
-    "UdpFaultProxy",
-    "Unavailable",
-    "board_spec",
-    "build_image",
-    "builder_function",
-    "check_capability",
-    "device",
-    "device_class",
-    "engine_main",
-    "free_udp_port",
-    "import_attr",
-    "known_capability",
-    "parse_flash_source",
-    "parse_json_output",
-    "register_board",
-    "run_engine_inprocess",
-    "run_engine_subprocess",
-    "unregister_board",
-]
+from harness.lab.images import parse_flash_source
+from harness.lab.netfaults import TftpFaultProxy, TftpFaults
+from harness.lab.tftp import TftpServer, free_udp_port
 
 
 class LabDevice:
@@ -117,7 +60,7 @@ class LabDevice:
         faults: LinkFaults | None = None,
         flash: Any = None,
         options: Mapping[str, Any] | None = None,
-        network: NetworkFaults | None = None,
+        network: TftpFaults | None = None,
         tftp_server: bool = True,
     ) -> None:
         self.lab = lab
@@ -133,12 +76,12 @@ class LabDevice:
         initial = parse_flash_source(board, flash, self.spec.flash_size)
         kwargs: dict[str, Any] = dict(options or {})
         self.server_port = 0
-        self.proxy: UdpFaultProxy | None = None
+        self.proxy: TftpFaultProxy | None = None
         if self.spec.tftp:
             self.server_port = free_udp_port()
             device_port = self.server_port
             if network is not None:
-                self.proxy = UdpFaultProxy(self.server_port, network, seed=seed)
+                self.proxy = TftpFaultProxy(("127.0.0.1", self.server_port), network, seed=seed)
                 device_port = self.proxy.port
             kwargs["tftp_server"] = ("127.0.0.1", device_port)
         try:
@@ -158,7 +101,7 @@ class LabDevice:
             raise
         self.initial_flash = self.device.flash.snapshot()
         self._console: ConsoleClient | None = None
-        self._tftp: LabTftpServer | None = None
+        self._tftp: TftpServer | None = None
         self.line_closed = False
         self.serve_tftp_between_steps = self.spec.tftp and tftp_server
         if self.serve_tftp_between_steps:
@@ -224,7 +167,7 @@ class LabDevice:
     def serve_tftp(self) -> None:
         """Serve the lab's work directory on this device's TFTP port."""
         if self._tftp is None and self.spec.tftp:
-            self._tftp = LabTftpServer(self.lab.work, self.server_port).start()
+            self._tftp = TftpServer(self.lab.work, port=self.server_port).start()
 
     def stop_tftp(self) -> None:
         if self._tftp is not None:
@@ -350,7 +293,7 @@ class Lab:
         faults: LinkFaults | Mapping[str, Any] | None = None,
         flash: Any = None,
         options: Mapping[str, Any] | None = None,
-        network: NetworkFaults | Mapping[str, Any] | None = None,
+        network: TftpFaults | Mapping[str, Any] | None = None,
         tftp_server: bool = True,
         power: str | bool = "prompt",
     ) -> LabDevice:
@@ -362,7 +305,7 @@ class Lab:
         if isinstance(faults, Mapping):
             faults = LinkFaults(**faults)
         if isinstance(network, Mapping):
-            network = NetworkFaults(**network)
+            network = TftpFaults(**network)
         dev = LabDevice(
             self,
             board,

@@ -1,60 +1,9 @@
-"""Scenarios: what a person writes in ``scenarios/*.yaml``, how it is checked, and how it runs.
-
-A scenario is one YAML file: a device (board, seed, mode, link faults), its
-starting flash, files for the TFTP directory, a list of steps and the
-expectations at the end. docs/scenarios.md is the guide for writers; the
-schema in brief::
-
-    name: crossgrade-with-erase          # letters, digits, - _ .
-    board: hi3511                        # hi3511, w90p745, xr872
-    description: free text
-    markers: [crossgrade]                # pytest markers (-m crossgrade)
-    requires: [hi3511_engine]            # extra capabilities; the obvious ones are implied
-    timeout: 120                         # seconds for the whole scenario
-    device: {seed: 1, mode: fast, start: prompt, faults: {bit_error_rate: 0},
-             network: {loss: 0.0}, tftp_server: true, options: {boot_pins: true}}
-    flash: {builder: vendor, firmware: A}    # or {file: x.bin}, {erased: true}, erased
-    files: {instar.jffs2: {builder: root_image, firmware: B}}
-    steps:
-      - engine: [hi3511, backup, --out, "{work}/backup.bin"]
-        expect: {exit: 0, json: {ok: true}}
-      - console: {line: "printenv", expect: "hilinux # ", reject: ["Unknown command"]}
-      - power_cycle: {then: prompt}
-      - fault: {power_loss: {program_bytes: 100000}}
-      - wait: 0.5
-    expect:
-      flash: [{range: rootfs, equals: {builder: root_image, firmware: B}, rest_erased: true}]
-      boot_log: {contains: ["VFS: Mounted root"], not_contains: ["CRC failed"]}
-      typed: {not_contains: ["erase 0x34000000"]}
-      transcript: {matches: ["..."]}
-      files: {backup.bin: {equals_flash: backup}}
-
-Several devices: ``devices: {donor: {board: xr872, flash: ...}, unit: {...}}``
-instead of ``device``/``flash``; steps and expectations pick one with
-``on: NAME`` (the first device by default).
-
-Loading never runs anything: :func:`load_scenario` either returns a
-:class:`Scenario` or raises :class:`ScenarioError` listing every problem as
-``file:line:column: where: what``, with line numbers from the YAML nodes.
-
-:func:`run_scenario` runs one in a :class:`~harness.lab.Lab` and returns a
-:class:`~harness.report.ScenarioResult`: the steps with their timings, the first
-failed step or every failed expectation with expected vs actual, each device's
-transcript and flash map, and the directory that keeps the artifacts.
-
-This module holds :func:`run_scenario` (setting up the lab, running the steps in
-order, checking, recording); the rest lives in modules of their own, whose public
-names are re-exported here:
-
-* :mod:`harness.scenario_model` -- the dataclasses (:class:`Scenario`, :class:`Step`, ...);
-* :mod:`harness.yamlnodes` -- located problems (:class:`ScenarioError`) and the node reader;
-* :mod:`harness.schema` -- :func:`load_scenario`, :func:`parse_scenario`, :func:`discover`,
-  with :mod:`harness.schema_steps`, :mod:`harness.schema_expect` and
-  :mod:`harness.schema_values` for the parts of a file;
-* :mod:`harness.runctx` -- :class:`RunContext` (placeholders, images at run time);
-* :mod:`harness.steps` -- executing steps (:class:`StepFailed`);
-* :mod:`harness.expectations` -- checking results, :func:`expected_flash`;
-* :mod:`harness.excerpts` -- cutting text down for failure messages.
+"""Running a loaded scenario: :func:`run_scenario` sets up its devices in a
+:class:`~harness.lab.devices.Lab`, runs the steps in order (:func:`run_step`),
+checks the expectations and returns a :class:`~harness.scenarios.report.ScenarioResult`:
+the steps with their timings, the first failed step or every failed expectation
+with expected vs actual, each device's transcript and flash map, and the
+directory that keeps the artifacts.
 """
 
 from __future__ import annotations
@@ -68,75 +17,25 @@ from typing import Any
 
 from emulators.serial import LinkFaults
 from harness.boards import BOARDS
-from harness.expectations import check_expectations, expected_flash
-from harness.images import build_image
-from harness.lab import Lab
-from harness.report import (
+from harness.lab.devices import Lab
+from harness.lab.images import build_image
+from harness.scenarios.context import RunContext
+from harness.scenarios.expectations import check_expectations, expected_flash
+from harness.scenarios.loader import (
+    load_scenario,
+)
+from harness.scenarios.model import (
+    ImageSpec,
+    Scenario,
+)
+from harness.scenarios.report import (
     DeviceRecord,
     FailureRecord,
     ScenarioResult,
     StepRecord,
     flash_map,
 )
-from harness.runctx import RunContext
-from harness.scenario_model import (
-    PLACEHOLDERS,
-    DeviceSpec,
-    DuringAction,
-    Expectations,
-    FileCheck,
-    FlashCheck,
-    ImageSpec,
-    Matcher,
-    Range,
-    Scenario,
-    Step,
-    TextCheck,
-)
-from harness.schema import (
-    DEVICE_KEYS,
-    TOP_KEYS,
-    discover,
-    load_scenario,
-    parse_scenario,
-)
-from harness.schema_steps import COMMON_STEP_KEYS, STEP_KINDS
-from harness.schema_values import IMAGE_KINDS, LINK_FAULT_KEYS, NETWORK_KEYS
-from harness.steps import StepFailed, run_step
-from harness.yamlnodes import Problem, ScenarioError
-
-__all__ = [
-    "COMMON_STEP_KEYS",
-    "DEVICE_KEYS",
-    "IMAGE_KINDS",
-    "LINK_FAULT_KEYS",
-    "NETWORK_KEYS",
-    "PLACEHOLDERS",
-    "STEP_KINDS",
-    "TOP_KEYS",
-    "DeviceSpec",
-    "DuringAction",
-    "Expectations",
-    "FileCheck",
-    "FlashCheck",
-    "ImageSpec",
-    "Matcher",
-    "Problem",
-    "Range",
-    "RunContext",
-    "Scenario",
-    "ScenarioError",
-    "Step",
-    "StepFailed",
-    "TextCheck",
-    "discover",
-    "expected_flash",
-    "load_scenario",
-    "parse_scenario",
-    "run_path",
-    "run_scenario",
-    "warm_images",
-]
+from harness.scenarios.run_steps import StepFailed, run_step
 
 
 def run_scenario(

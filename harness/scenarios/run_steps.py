@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable
 
 from emulators.serial import LinkFaults
-from harness.console_client import ConsoleClient, ConsoleTimeout
-from harness.excerpts import line_at, tail
-from harness.expectations import json_failures, text_failures
-from harness.lab import LabDevice
-from harness.report import FailureRecord, StepRecord
-from harness.runctx import RunContext
-from harness.scenario_model import Step
-from harness.udpproxy import NetworkFaults
+from harness.lab.console import ConsoleClient, ConsoleTimeout
+from harness.lab.devices import LabDevice
+from harness.lab.netfaults import TftpFaults
+from harness.scenarios.context import RunContext
+from harness.scenarios.excerpts import line_at, tail
+from harness.scenarios.expectations import json_failures, text_failures
+from harness.scenarios.model import Step
+from harness.scenarios.report import FailureRecord, StepRecord
 
 
 class StepFailed(Exception):
@@ -75,7 +75,7 @@ def run_step(ctx: RunContext, st: Step, rec: StepRecord) -> None:
                         )
                     ]
                 )
-            dev.proxy.faults = NetworkFaults(**st.network)
+            dev.proxy.set_faults(TftpFaults(**st.network))
         rec.detail = st.summary()
     elif st.kind == "wait":
         time.sleep(st.seconds)

@@ -19,7 +19,8 @@ import yaml
 
 from emulators.serial import LinkFaults
 from harness.boards import BOARDS
-from harness.scenario_model import (
+from harness.lab.netfaults import TftpFaults
+from harness.scenarios.model import (
     ANY_PLACEHOLDER_RE,
     MATCH_OPS,
     PLACEHOLDERS,
@@ -29,11 +30,10 @@ from harness.scenario_model import (
     Scenario,
     TextCheck,
 )
-from harness.udpproxy import NetworkFaults
-from harness.yamlnodes import NodeReader, describe_value, node_kind
+from harness.scenarios.yamlnodes import NodeReader, describe_value, node_kind
 
 LINK_FAULT_KEYS = tuple(f.name for f in fields(LinkFaults))
-NETWORK_KEYS = tuple(f.name for f in fields(NetworkFaults))
+NETWORK_KEYS = tuple(f.name for f in fields(TftpFaults))
 
 
 def parse_fault_fields(

@@ -1,6 +1,6 @@
 """pytest plugin of camrescue: scenario files as test items, and lab fixtures.
 
-Loaded through the ``pytest11`` entry point (``camrescue = "harness.plugin"``).
+Loaded through the ``pytest11`` entry point (``camrescue = "harness.scenarios.plugin"``).
 
 Collection: every ``*.yaml``/``*.yml`` file under a directory named
 ``scenarios`` (relative to the rootdir) is one scenario and one test item named
@@ -43,8 +43,12 @@ from typing import Any
 import pytest
 
 from harness import lab as labmod
-from harness.report import ScenarioResult, write_html, write_json
-from harness.scenario import Scenario, ScenarioError, load_scenario, parse_scenario, run_scenario
+from harness.boards import BOARDS, board_spec, check_capability, import_attr
+from harness.scenarios.executor import run_scenario
+from harness.scenarios.loader import load_scenario, parse_scenario
+from harness.scenarios.model import Scenario
+from harness.scenarios.report import ScenarioResult, write_html, write_json
+from harness.scenarios.yamlnodes import ScenarioError
 
 _RESULTS = pytest.StashKey[list[ScenarioResult]]()
 _NAMES = pytest.StashKey[dict[str, Path]]()
@@ -86,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "scenario: a declarative scenario from scenarios/*.yaml")
-    for board in labmod.BOARDS:
+    for board in BOARDS:
         config.addinivalue_line("markers", f"{board}: runs on the emulated {board}")
     config.stash[_RESULTS] = []
     config.stash[_NAMES] = {}
@@ -283,7 +287,7 @@ def lab(tmp_path: Path) -> Iterator[labmod.Lab]:
 
 def _device_fixture(board: str) -> Callable[..., labmod.LabDevice]:
     def fixture(lab: labmod.Lab) -> labmod.LabDevice:
-        why = labmod.check_capability(board)
+        why = check_capability(board)
         if why:
             pytest.skip(why)
         return lab.start(board, name=board)
@@ -299,11 +303,11 @@ xr872_device = _device_fixture("xr872")
 
 
 @pytest.fixture
-def lab_tftp_server(tmp_path: Path) -> Iterator[labmod.LabTftpServer]:
+def lab_tftp_server(tmp_path: Path) -> Iterator[labmod.TftpServer]:
     """tftpy on a free 127.0.0.1 port serving ``tmp_path/"tftp"`` (``.root``, ``.port``)."""
     root = tmp_path / "tftp"
     root.mkdir()
-    with labmod.LabTftpServer(root, 0) as srv:
+    with labmod.TftpServer(root) as srv:
         yield srv
 
 
@@ -311,12 +315,12 @@ class Firmware:
     """The firmware builders of every board, for tests."""
 
     def module(self, board: str) -> Any:
-        why = labmod.check_capability(f"{board}_firmware")
+        why = check_capability(f"{board}_firmware")
         if why:
             pytest.skip(why)
-        spec = labmod.board_spec(board)
+        spec = board_spec(board)
         assert spec.firmware is not None
-        return labmod._import_attr(spec.firmware)
+        return import_attr(spec.firmware)
 
     def build(self, board: str, name: str, **kwargs: Any) -> bytes:
         self.module(board)

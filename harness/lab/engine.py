@@ -3,7 +3,7 @@
 :func:`run_engine_inprocess` calls the engine CLI's ``main(argv)`` in a thread of
 this process with stdout/stderr captured (fast; one engine at a time per
 process); :func:`run_engine_subprocess` runs it in a new Python, as a user
-would. Both power the device off (via ``on_timeout``) when the engine overruns.
+would; :func:`engine_main` (from the board registry) is the board's engine CLI. Both power the device off (via ``on_timeout``) when the engine overruns.
 :func:`parse_json_output` picks the ``--json`` result out of what it printed.
 """
 
@@ -19,6 +19,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from harness.boards import engine_main
+
+__all__ = [
+    "EngineResult",
+    "engine_main",
+    "parse_json_output",
+    "run_engine_inprocess",
+    "run_engine_subprocess",
+]
 
 
 @dataclass

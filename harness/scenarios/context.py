@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.images import build_image
-from harness.lab import Lab
-from harness.scenario_model import PLACEHOLDER_RE, ImageSpec, Scenario
+from harness.lab.devices import Lab
+from harness.lab.images import build_image
+from harness.scenarios.model import PLACEHOLDER_RE, ImageSpec, Scenario
 
 
 @dataclass

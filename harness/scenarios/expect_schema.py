@@ -11,8 +11,8 @@ import re
 
 import yaml
 
-from harness.scenario_model import Expectations, FileCheck, FlashCheck, Scenario
-from harness.schema_values import (
+from harness.scenarios.model import Expectations, FileCheck, FlashCheck, Scenario
+from harness.scenarios.values import (
     check_placeholders,
     parse_device_ref,
     parse_image,
@@ -20,7 +20,7 @@ from harness.schema_values import (
     parse_range,
     parse_text_check,
 )
-from harness.yamlnodes import NodeReader
+from harness.scenarios.yamlnodes import NodeReader
 
 
 def parse_expectations(ctx: NodeReader, node: yaml.Node, where: str, sc: Scenario) -> Expectations:

@@ -19,16 +19,16 @@ from pathlib import Path
 import yaml
 
 from harness.boards import BOARDS, known_capability
-from harness.scenario_model import DeviceSpec, Scenario
-from harness.schema_expect import parse_expectations
-from harness.schema_steps import parse_step
-from harness.schema_values import (
+from harness.scenarios.expect_schema import parse_expectations
+from harness.scenarios.model import DeviceSpec, Scenario
+from harness.scenarios.steps import parse_step
+from harness.scenarios.values import (
     LINK_FAULT_KEYS,
     NETWORK_KEYS,
     parse_fault_fields,
     parse_image,
 )
-from harness.yamlnodes import NodeReader, Problem, ScenarioError
+from harness.scenarios.yamlnodes import NodeReader, Problem, ScenarioError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = (

@@ -2,7 +2,10 @@
 
 :class:`ConsoleClient` puts the pty in raw mode at the device's baud, reads it in
 a thread (so the device never blocks on output), keeps everything it read and
-waits for text with :meth:`ConsoleClient.expect`.
+waits for text with :meth:`ConsoleClient.expect`. Tests use the same client
+with a byte-oriented helper set (:meth:`~ConsoleClient.read_until`,
+:meth:`~ConsoleClient.write`, :meth:`~ConsoleClient.cmd`) and :func:`attach`,
+which opens a device's port, powers it on and stops its autoboot.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import threading
 import time
 import tty
 from dataclasses import dataclass
+from typing import Any
 
 BAUDS = {
     int(n[1:]): getattr(termios, n) for n in dir(termios) if n.startswith("B") and n[1:].isdigit()
@@ -140,6 +144,53 @@ class ConsoleClient:
                     )
                 self._cond.wait(min(left, 0.2))
 
+    # -- the helpers tests use (bytes in, bytes out) ------------------------------------
+    def write(self, data: bytes | str) -> None:
+        """Type ``data`` (the same as :meth:`send`)."""
+        self.send(data)
+
+    def read_until(self, pattern: bytes | str, timeout: float = 10.0) -> bytes:
+        """Consume and return the unread output up to and including the first match of
+        the regular expression ``pattern``; :class:`ConsoleTimeout` when it does not come."""
+        pat = pattern.decode("latin-1") if isinstance(pattern, bytes) else pattern
+        r = self.expect(pat, timeout, regex=True)
+        return (r.before + r.match).encode("latin-1")
+
+    def cmd(self, line: str, prompt: str = "hilinux # ", timeout: float = 10.0) -> str:
+        """Type a line, return what the device printed before the next prompt (echo removed)."""
+        self.write(line + "\r")
+        out = self.read_until(re.escape(prompt), timeout).decode("latin-1")
+        echo = re.match(re.escape(line) + r"\r*\n", out)  # U-Boot echoes Enter as \r\r\n
+        if echo:
+            out = out[echo.end() :]
+        return out[: -len(prompt)]
+
+    def read_for(self, seconds: float) -> bytes:
+        """Wait ``seconds``, then consume and return whatever arrived unread."""
+        time.sleep(seconds)
+        with self._cond:
+            out = bytes(self.received[self._pos :])
+            self._pos = len(self.received)
+        return out
+
+    @property
+    def buf(self) -> bytes:
+        """The output not consumed yet; ``buf = b""`` forgets it (:meth:`mark`)."""
+        with self._cond:
+            return bytes(self.received[self._pos :])
+
+    @buf.setter
+    def buf(self, value: bytes) -> None:
+        if value:
+            raise ValueError("only b'' can be assigned: it forgets the unread output")
+        self.mark()
+
+    @property
+    def seen(self) -> bytes:
+        """Everything read since the port was opened."""
+        with self._cond:
+            return bytes(self.received)
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
@@ -153,3 +204,26 @@ class ConsoleClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def attach(
+    dev: Any,
+    *,
+    interrupt: bytes | None = b" ",
+    prompt: str = "hilinux # ",
+    autoboot: str = "Hit any key to stop autoboot",
+    baud: int = 115200,
+) -> ConsoleClient:
+    """Open the device's port first, then power it on (as a person with picocom does);
+    with ``interrupt``, stop the autoboot and wait for the prompt."""
+    con = ConsoleClient(dev.path, baud)
+    try:
+        dev.power_on()
+        if interrupt is not None:
+            con.read_until(re.escape(autoboot))
+            con.write(interrupt)
+            con.read_until(re.escape(prompt))
+    except BaseException:
+        con.close()
+        raise
+    return con

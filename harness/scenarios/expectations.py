@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import Unavailable
-from harness.excerpts import clip, line_at, tail
-from harness.lab import LabDevice
-from harness.report import FailureRecord
-from harness.runctx import RunContext
-from harness.scenario_model import FileCheck, FlashCheck, Matcher, Range, TextCheck
+from harness.lab.devices import LabDevice
+from harness.scenarios.context import RunContext
+from harness.scenarios.excerpts import clip, line_at, tail
+from harness.scenarios.model import FileCheck, FlashCheck, Matcher, Range, TextCheck
+from harness.scenarios.report import FailureRecord
 
 
 def json_failures(expected: dict[str, Any], actual: Any, where: str) -> list[FailureRecord]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import BOARDS, check_capability
-from harness.excerpts import clip
+from harness.scenarios.excerpts import clip
 
 PLACEHOLDERS = ("work", "port", "tftp_port", "tftp_bind", "dir", "flash_file", "scenario", "device")
 PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")

@@ -12,9 +12,9 @@ import re
 import yaml
 
 from harness.boards import BOARDS
-from harness.console_client import BAUDS
-from harness.scenario_model import DuringAction, Matcher, Scenario, Step
-from harness.schema_values import (
+from harness.lab.console import BAUDS
+from harness.scenarios.model import DuringAction, Matcher, Scenario, Step
+from harness.scenarios.values import (
     LINK_FAULT_KEYS,
     NETWORK_KEYS,
     check_placeholders,
@@ -24,7 +24,7 @@ from harness.schema_values import (
     parse_matcher,
     parse_text_check,
 )
-from harness.yamlnodes import NodeReader
+from harness.scenarios.yamlnodes import NodeReader
 
 STEP_KINDS = (
     "engine",

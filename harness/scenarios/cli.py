@@ -1,6 +1,6 @@
 """``camrescue scenarios run`` and ``camrescue scenarios list``.
 
-``run`` is pytest over scenario files (the plugin in harness/plugin.py does the
+``run`` is pytest over scenario files (the plugin in harness/scenarios/plugin.py does the
 work), in this process or as a subprocess, with pytest-xdist for ``-n``; it
 then prints one line per scenario (scenario | board | result | time) and exits
 with pytest's status: 0 when nothing failed, 1 when a scenario failed, 2 when a
@@ -19,15 +19,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.report import ScenarioResult
-from harness.scenario import ScenarioError, discover, load_scenario
+from harness.scenarios.loader import discover, load_scenario
+from harness.scenarios.report import ScenarioResult
+from harness.scenarios.yamlnodes import ScenarioError
 
 DEFAULT_REPORT = Path("reports") / "scenarios"
 
 
 def bundled_scenarios() -> Path:
     """The repository's scenarios/ directory (or ./scenarios)."""
-    here = Path(__file__).resolve().parent.parent / "scenarios"
+    here = Path(__file__).resolve().parents[2] / "scenarios"
     return here if here.is_dir() else Path.cwd() / "scenarios"
 
 
@@ -214,7 +215,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m harness.runner scenarios run|list ...`` (the same as ``camrescue``)."""
+    """``python -m harness.scenarios.cli scenarios run|list ...`` (the same as ``camrescue``)."""
     parser = argparse.ArgumentParser(prog="camrescue")
     sub = parser.add_subparsers(dest="command")
     sub.required = True
