@@ -94,7 +94,7 @@ register_board(
         device="emulators.w90p745:W90P745Device",
         flash_size=2 * MiB,
         engine="recovery.w90p745.cli",
-        # no firmware builders yet: scenarios start from the emulator's factory flash
+        firmware="harness.firmware.w90p745",
         prompt="bootloader > ",
         autoboot=("Press ESC to enter debug mode", b"\x1b"),
         flash_base=0x7F000000,
