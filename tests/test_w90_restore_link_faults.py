@@ -210,3 +210,25 @@ def test_restore_default_speed_is_the_fastest_rate_that_answers(tmp_path):
         log = port.transcript_text()
     assert "B 460800" in log and "host baud 460800" in log
     assert (out / "image9_tiny.bin").read_bytes() == data
+
+
+def test_a_restart_during_the_transfer_is_noticed_from_the_banner(tmp_path):
+    """A watchdog reset (or a power blip) in the middle of fx: the loader's banner
+    comes back, and the engine stops at once with the missing image named, instead
+    of waiting for a prompt that never comes."""
+    from emulators.faults import LinkTrigger
+    from recovery.errors import RecoveryError
+
+    flash, out = dumped(tmp_path)
+    with W90P745Device(seed=4, initial_flash=flash) as dev, Port(dev.path) as port:
+        trig = dev.arm_trigger(LinkTrigger("host", after=3000, action="reset"))
+        try:
+            restore(port, out, progress=False, notify=quiet, baud=115200)
+        except RecoveryError as e:
+            err = e
+        else:  # pragma: no cover - the reset must end the restore
+            raise AssertionError("restore went through a reset")
+        assert trig.fired
+    assert "restarted" in err.message
+    assert "image 9 (tiny) may be missing" in err.flash_state
+    assert f"restore {out} --images 9" in err.hint
