@@ -2,6 +2,7 @@
 
     camrescue hi3511|w90p745|xr872 ...   recover a camera (the engine, recovery/)
     camrescue emulate BOARD ...          serve an emulated camera on a pty
+    camrescue power ACTION ...           switch an emulated camera's power from outside
     camrescue scenarios run|list ...     run the bundled scenarios
     camrescue bench                      run the benchmarks in bench/
 
@@ -20,6 +21,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.lab.power import add_power_parser
+from harness.lab.serve import add_serve_options, serving
+
 BOARDS = {
     "hi3511": ("emulators.hi3511", "Hi3511Device"),
     "w90p745": ("emulators.w90p745", "W90P745Device"),
@@ -35,6 +39,11 @@ examples:
       goes to the server started on 127.0.0.1:6969 serving ./tftp.
   camrescue emulate w90p745 --link /tmp/ttyCAM0
       a W90P745 reachable at the stable path /tmp/ttyCAM0.
+  camrescue emulate hi3511 --serve rfc2217://127.0.0.1:5511 --control /tmp/cam.ctl
+      the console also served over RFC 2217 (socket://HOST:PORT: raw TCP), one
+      client at a time, as a lab's serial server does; a lab's power driver
+      runs camrescue power on|off|cycle|status --control /tmp/cam.ctl
+      (docs/labs.md).
 
 The device runs in fast mode (no waiting) unless --realtime is given.
 kill -HUP PID power-cycles it (to rehearse "power-cycle the camera now");
@@ -69,6 +78,7 @@ def add_emulate_parser(sub: Any) -> None:
         )
         bp.add_argument("--seed", type=int, default=0, help="seed for noise, faults and identities")
         bp.add_argument("--transcript", type=Path, help="save the session transcript here on exit")
+        add_serve_options(bp)
         if board == "hi3511":
             bp.add_argument(
                 "--tftp-server",
@@ -129,7 +139,7 @@ def run_emulate(args: argparse.Namespace) -> int:
     # SIGHUP pulls the plug and plugs it back in, as a person does to a camera
     signal.signal(signal.SIGHUP, lambda *_: cycle.set())
     try:
-        with cls(**kw) as dev:
+        with cls(**kw) as dev, serving(dev, args, lambda line: print(line, flush=True)) as power:
             print(
                 f"{args.board}: serving on {dev.path}"
                 + (f" (also {args.link})" if args.link else "")
@@ -144,8 +154,7 @@ def run_emulate(args: argparse.Namespace) -> int:
                 while not stop.is_set():
                     if cycle.wait(0.2):
                         cycle.clear()
-                        dev.power_cycle()
-                        print("power-cycled", flush=True)
+                        power.do("cycle")  # prints "power cycle: on"
             except KeyboardInterrupt:
                 pass
             if args.transcript:
@@ -170,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError as e:  # the engine is being built; say so instead of failing
         print(f"note: engine commands unavailable ({e})", file=sys.stderr)
     add_emulate_parser(sub)
+    add_power_parser(sub)
     try:
         from harness.fuzz.cli import hook_scenarios
         from harness.scenarios.cli import register_cli
