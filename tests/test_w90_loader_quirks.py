@@ -174,6 +174,18 @@ def test_receiver_c_until_the_first_block_then_stray_ack_and_ack():
         assert b"\r\nFlash programming ...  \r\n" in out
 
 
+def test_receiver_never_times_out():
+    with loader() as (dev, ser):
+        start_receiver(ser)
+        time.sleep(3.0)  # far longer than any sender's patience in fast mode
+        assert ser.read(100).count(b"C") >= 8  # still asking
+        ser.write(block(1, b"Z" * 128))
+        assert replies(ser, 2) == bytes([ACK, ACK])
+        ser.write(bytes([EOT]))
+        read_until(ser, PROMPT)
+        assert dev.flash.read(0x1A0000, 128) == b"Z" * 128
+
+
 def test_receiver_cancels_a_repeated_block_with_five_can():
     with loader() as (_dev, ser):
         start_receiver(ser)

@@ -232,3 +232,46 @@ def test_a_restart_during_the_transfer_is_noticed_from_the_banner(tmp_path):
     assert "restarted" in err.message
     assert "image 9 (tiny) may be missing" in err.flash_state
     assert f"restore {out} --images 9" in err.hint
+
+
+def test_default_speed_falls_back_to_115200_and_a_power_cycle_recovers(tmp_path):
+    """A line that does not carry the raised rate (this relay stays at 115200 on the
+    camera's side, as an adapter that cannot do it would): the prompt does not
+    answer at 460800, the loader does not understand the way back either, the
+    person is asked to power-cycle, and the dump goes on at 115200."""
+    out = tmp_path / "dump"
+    with W90P745Device(seed=12, initial_flash=FLASH) as dev:
+        asked: list[str] = []
+
+        def notify(msg: str) -> None:
+            asked.append(msg)
+            if "power-cycle" in msg:
+                threading.Thread(target=dev.power_cycle, daemon=True).start()
+
+        with cable(dev) as c, Port(c.path) as port:
+            result = dump(port, out, images=["tiny"], progress=False, notify=notify)
+            assert port.baud == 115200
+        assert dev.uart.baud == 115200
+    assert any("power-cycle the camera" in m for m in asked)
+    assert any("working at 115200" in m for m in asked)
+    assert (out / "image9_tiny.bin").read_bytes() == DATA
+    assert result.images[0].number == 9
+
+
+def test_a_damaged_image_on_the_camera_is_reported_by_its_footer_checksum(tmp_path):
+    """Flash that differs from what the loader wrote (a bit lost in the chip): the
+    checksum fails, every page is read again (alike), and the manifest says so."""
+    import json
+
+    flash = bytearray(FLASH)
+    flash[BASE - 0x7F000000 + 0x123] ^= 0x04
+    with W90P745Device(seed=13, initial_flash=bytes(flash)) as dev, Port(dev.path) as port:
+        dump(port, tmp_path, images=["tiny"], progress=False, notify=quiet)
+        log = port.transcript_text()
+    got = (tmp_path / "image9_tiny.bin").read_bytes()
+    assert got == bytes(flash[BASE - 0x7F000000 :][: len(DATA)])  # what the flash holds
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    rec = next(r for r in manifest["images"] if r["number"] == 9)
+    assert "footer image_checksum does NOT match" in rec["verified"]
+    # the pages were read a second time
+    assert log.count(f"tx d 0x{BASE:08X}") == 2

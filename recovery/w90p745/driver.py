@@ -60,6 +60,7 @@ What the driver does, and why:
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import time
@@ -429,33 +430,56 @@ class W90Console:
         return reads + 1 if noisy else reads
 
     # -- speed -----------------------------------------------------------------------
+    def can_open(self, rate: int) -> bool:
+        """Whether the host's port takes ``rate`` (tried and set back; nothing sent)."""
+        port = self.port
+        old = port.baud
+        try:
+            port.set_baud(rate)
+        except Exception:  # noqa: BLE001 - pyserial raises ValueError/SerialException/OSError
+            with contextlib.suppress(Exception):
+                port.set_baud(old)
+            return False
+        port.set_baud(old)
+        return True
+
     def set_speed(self, rate: int) -> bool:
         """``B rate``: the loader switches at once without an answer; follow on the host
-        and check the prompt. False (back at 115200 on both ends, or the camera
-        needing a power cycle) when the prompt does not answer at ``rate``."""
+        and check the prompt. False when the prompt does not answer at ``rate``: then
+        the loader is asked back to the old rate, and when it does not answer there
+        either the person is asked to power-cycle the camera (it starts at 115200)
+        and camrescue attaches again."""
         port = self.port
-        if rate == port.baud:
-            return True
         old = port.baud
+        if rate == old:
+            return True
+        if not self.can_open(rate):
+            return False
         self._type(f"B {rate}")
         port.send("\r")
         port.drain_input(quiet=0.05 + self.wire(16), limit=1.0)  # the echo's line end
+        port.set_baud(rate)
+        self.d_next = None
         try:
-            port.set_baud(rate)
-        except Exception:  # noqa: BLE001 - the adapter refuses the rate
-            rate = 0
-        if rate:
-            try:
-                self.sync(tries=4)
-                self.d_next = None
-                return True
-            except ConsoleError:
-                pass
-            # the camera may be at ``rate`` with a garbled line: ask it back
-            port.send("\r\rB " + str(old) + "\r")
-            port.drain_input(quiet=0.1, limit=1.0)
+            self.sync(tries=4)
+            return True
+        except ConsoleError:
+            pass
+        # the camera may be at ``rate`` on a line that garbles it: ask it back
+        port.send("\r\rB " + str(old) + "\r")
+        port.drain_input(quiet=0.1, limit=1.0)
         port.set_baud(old)
-        self.sync()
+        try:
+            self.sync(tries=4)
+            return False
+        except ConsoleError:
+            pass
+        port.set_baud(115200)
+        self.notify(
+            f"The boot loader does not answer at {rate} or {old} baud: power-cycle the camera "
+            "now (unplug and replug its power; it starts at 115200). camrescue waits for it."
+        )
+        self.attach(wait=60.0)
         return False
 
     # -- flash writes ------------------------------------------------------------------

@@ -660,15 +660,14 @@ def _restore_one(
 
 
 def _raise_speed(con: W90Console, baud: int | None) -> None:
-    """``baud``: a rate, or None for the fastest of the loader's list the port opens
-    (115200 when the prompt does not answer at the new rate)."""
-    rates = (baud,) if baud else LOADER_BAUDS
-    for rate in rates:
-        if rate == con.port.baud:
-            return
-        if con.set_speed(rate):
-            return
-        con.notify(f"the prompt did not answer at {rate} baud; staying at {con.port.baud}")
+    """``baud``: a rate, or None for the fastest of the loader's list the port opens;
+    115200 when the prompt does not answer at the new rate."""
+    if baud is None:
+        baud = next((r for r in LOADER_BAUDS if con.can_open(r)), 115200)
+    if baud == con.port.baud:
+        return
+    if not con.set_speed(baud):
+        con.notify(f"the prompt did not answer at {baud} baud: working at {con.port.baud}")
 
 
 def _lower_speed(con: W90Console) -> None:
