@@ -1,13 +1,16 @@
-"""Flash writes as the loader does them: erase the blocks, program, verify.
+"""Flash writes as the loader does them (WBLv1_1 ``Src/flash.c``).
 
-All writes go through :class:`~emulators.flash.NorFlash` with the loader's
-discipline: every block the image (and its record) needs is erased first,
-then the data and the record are programmed word by word (16-bit bus,
-``program_checked``) and read back.
+``WriteImage``: block by block, erase then program (a dot printed per block),
+then the footer at the end of the last block or of the next one (erased for
+it), see :mod:`emulators.w90p745.imagetable`. ``DelImage``: erase from base up
+to base+length, one more block for a whole-block length, a dot per block.
+Programming goes through :class:`~emulators.flash.NorFlash` word by word
+(16-bit bus, ``program_checked``) and is read back.
 
-Block 0 holds the loader and is protected at power-on. A command that would
-erase or program it prints ``ERROR: Block 0x7F000000 is write protected``
-(message ours) before anything is touched; the flash model's own
+Block 0 holds the loader and is protected at power-on (the loader's
+``DelBlock`` refuses block 0 and ``CorruptCheck`` refuses images in it). A
+write that would touch it anyway prints ``ERROR: Block 0x7F000000 is write
+protected`` (message ours) before anything is touched; the flash model's own
 protection check stays behind it as a second line.
 """
 
