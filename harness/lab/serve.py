@@ -209,7 +209,10 @@ class _Session:
         fd = self.port.fileno()
         try:
             while not self.closed.is_set():
-                r, _, _ = select.select([fd, self._wake_r], [], [], 1.0)
+                try:
+                    r, _, _ = select.select([fd, self._wake_r], [], [], 1.0)
+                except (OSError, ValueError):
+                    break  # the session closed the tty under us
                 if self._wake_r in r:
                     break
                 if fd not in r:
