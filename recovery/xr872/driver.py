@@ -183,9 +183,14 @@ class Session:
         heard = port.drain_input(quiet=self.opts.settle, limit=4.0)
         port.write(UPGRADE_PREAMBLE)  # blind, as the tools do
         heard += port.drain_input(quiet=0.12, limit=1.0)
+        # one probe whose answer is kept: a unit at another baud answers with garbage
+        port.write(brom.SYNC_BYTE)
+        reply = client.read_reply(0.3)
+        heard += reply
         text = heard.decode("latin-1")
         self.heard = text
-        if client.sync(attempts=10, wait=0.2):
+        rom_ok = reply.endswith(b"OK") and not reply.endswith(b" OK")  # not "<ACK> 200 OK"
+        if rom_ok or client.sync(attempts=10, wait=0.2):
             port.clear_buffer()
             via = "console" if "<ACK> 200 OK" in text else "recovery mode"
             if via == "console":
