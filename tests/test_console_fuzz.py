@@ -173,40 +173,24 @@ def test_the_linux_shell_takes_any_line(linux, line):
 
 # -- XR872: the firmware console -------------------------------------------------------------
 
-LOGIN = "XF16 login: "
-
 
 @pytest.fixture(scope="module")
 def xf16() -> Iterator[tuple[XR872Device, Term]]:
     dev = XR872Device(seed=5)
     try:
         term = attach(dev, interrupt=None)
-        term.read_until(LOGIN, timeout=10)
+        term.read_until(r"in use\s+: [0-9a-f:]{17}\r\n=+\r\n\r\n", timeout=10)
         yield dev, term
         term.close()
     finally:
         dev.close()
 
 
-def _login(term: Term) -> None:
-    term.write(b"admin\r")
-    term.read_until("Password: ")
-    term.write(b"xf16cam\r")
-    term.read_until(r"\$ $")
-
-
 def _alive_xf16(dev: XR872Device, term: Term) -> None:
-    """Back at the login prompt (wherever the noise left it), log in, ask, log out."""
+    """The SDK console (no login): Ctrl-C drops a half line, then ``help`` answers."""
     term.write(b"\x03")
-    term.read_until(r"(?:XF16 login: |\$ )$", timeout=10)
-    if term.seen.endswith(b"$ "):
-        term.write(b"logout\r")
-        term.read_until(LOGIN)
-    term.buf = b""
-    _login(term)
-    assert "XF16 camera firmware" in term.cmd("version", prompt="$ ")
-    term.write(b"logout\r")
-    term.read_until(LOGIN)
+    term.read_for(0.2)  # whatever a multi-line noise still prints
+    assert "[*] upgrade" in term.cmd("help", prompt="$ ")
     assert dev.crash is None, dev.crash_text
     assert dev.mode == "firmware"
 
@@ -215,24 +199,12 @@ XF16_FUZZ = settings(FUZZ, max_examples=12)
 
 
 @XF16_FUZZ
-@given(user=noise, password=noise)
-def test_the_xf16_login_takes_any_user_and_password(xf16, user, password):
-    dev, term = xf16
-    term.write(user[:200] + b"\r")
-    if user.strip(b" \t"):
-        term.read_until("Password: ", timeout=10)
-        term.write(password[:200] + b"\r")
-    _alive_xf16(dev, term)
-
-
-@XF16_FUZZ
 @given(line=noise)
 def test_the_xf16_shell_takes_any_line(xf16, line):
     dev, term = xf16
-    words = line.split()
-    assume(not words or words[0] not in (b"reboot", b"upgrade", b"logout", b"exit"))
+    # a line that ends in upgrade or reboot (after a dropped prefix) would reset the unit
+    assume(not any(w in line for w in (b"reboot", b"upgrade")))
     term.buf = b""
-    _login(term)
     term.write(line + b"\r")
     term.read_until(r"\$ $", timeout=10)
     _alive_xf16(dev, term)
@@ -247,8 +219,9 @@ UNKNOWNCMD, CHECKSUM, INVALID, NOMEM = 1, 3, 4, 5
 FIELDS = {  # command id -> widths of the fields after the id byte
     0: (4,), 1: (4, 1), 2: (4,), 3: (4, 2), 4: (4,), 5: (4, 4), 6: (4,), 7: (4, 8),
     8: (4, 4), 9: (4, 4, 2), 16: (4,), 17: (1,), 18: (), 19: (4,), 20: (1,),
-    24: (), 25: (1, 4), 26: (4, 4), 27: (4, 4, 2),
+    23: (), 24: (), 25: (1, 4), 26: (4, 4), 27: (4, 4, 2),
 }  # fmt: skip
+LE_VALUE = {1, 3, 5, 7}  # MEMRW writes: the value is little-endian on the wire
 
 
 def checksum16(buf: bytes) -> int:
@@ -298,13 +271,15 @@ def bad_requests(draw) -> tuple[bytes, int, int]:
     cmd = draw(st.sampled_from(sorted(FIELDS)))
     need = sum(FIELDS[cmd])
     if kind == "wrong_length":
-        n = draw(st.integers(0, 40).filter(lambda k: k != need))
+        # (an ERASE of 1 byte, mode 0, is the chip erase: a valid length)
+        n = draw(st.integers(0, 40).filter(lambda k: k != need and not (cmd == 25 and k == 1)))
         body = bytes([cmd]) + draw(st.binary(min_size=n, max_size=n))
         return brom_frame(check, body, body, good_sum=True), INVALID, check
     # right length, CHECK, wrong checksum
     wire = [draw(st.integers(0, (1 << (8 * w)) - 1)) for w in FIELDS[cmd]]
     body_wire = bytes([cmd]) + b"".join(
-        v.to_bytes(w, "big") for v, w in zip(wire, FIELDS[cmd], strict=True)
+        v.to_bytes(w, "little" if cmd in LE_VALUE and i else "big")
+        for i, (v, w) in enumerate(zip(wire, FIELDS[cmd], strict=True))
     )
     body_pre = bytes([cmd]) + b"".join(
         v.to_bytes(w, "little") for v, w in zip(wire, FIELDS[cmd], strict=True)
@@ -353,7 +328,7 @@ def test_the_rom_answers_every_bad_frame_with_its_error_code(rom, junk, req):
     got = _read(ser, len(want))
     assert got == want, (frame.hex(" "), got.hex(" "))
     ser.write(GETINFO)  # and the ROM still answers a good frame
-    assert _read(ser, 15) == brom_response(ACK | CHECK, bytes([0xC8, 0x40, 0x14]))
+    assert _read(ser, 15) == brom_response(ACK | CHECK, bytes([0xC7, 0x40, 0x14]))
     assert ser.read(64) == b""  # exactly one answer each
     assert dev.crash is None, dev.crash_text
 
@@ -379,7 +354,7 @@ def test_the_rom_survives_any_byte_stream_and_resyncs(rom, stream):
         ser.write(b"\x55")
         assert _read(ser, 2) == b"OK"
     ser.write(GETINFO)
-    assert _read(ser, 15) == brom_response(ACK | CHECK, bytes([0xC8, 0x40, 0x14]))
+    assert _read(ser, 15) == brom_response(ACK | CHECK, bytes([0xC7, 0x40, 0x14]))
     assert dev.crash is None, dev.crash_text
 
 
