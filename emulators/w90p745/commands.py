@@ -447,6 +447,12 @@ def cmd_fx(sh: Shell, args: list[str]) -> None:
         sh.puts("\nDownload error!\n")
         return
     sh.puts("\nFlash programming ...  \n")
+    if res.size == 0:
+        # an EOT before any block (a loose 0x04 counts): WriteImage's block loop does
+        # not run, nothing is erased or written, and its final check compares the
+        # checksum of nothing with an unset field (assumption: they differ)
+        sh.puts("ERROR: Write failed.\n")
+        return
     data = sh.dev.ram.read(src, res.size) if sh.dev.bus.in_ram(src, res.size) else bytes(res.size)
     rec = place(ImageRecord(number, name, base, 0, ex, ex, flags), data)
     if base % P.BLOCK_SIZE or corrupt(number, base, rec.size, scan(flash)):
