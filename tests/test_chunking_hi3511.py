@@ -4,8 +4,9 @@
 Issue 19: the kernel line ``jffs2_scan_dirent_node(): Node CRC failed ...`` lost its
 first bytes when one read returned more than the old matcher's window. Whatever the
 pieces, the engine must read the same thing it reads over the plain pty: the signature
-skip-erase case gives the same CRC error lines, and every console parser (flinfo,
-printenv, md.b, crc32, the kernel log) gives the same result.
+skip-erase case gives the same CRC error lines (also through ``rfc2217://`` and
+``socket://``, served by :class:`harness.lab.serve.PortServer`), and every console parser
+(flinfo, printenv, md.b, crc32, the kernel log) gives the same result.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 from emulators.hi3511 import Hi3511Device
 from emulators.serial import LinkFaults
 from harness.firmware import root_image, vendor_flash
+from harness.lab.serve import PortServer
 from recovery.cli import main
 from recovery.hi3511.driver import UBoot
 from recovery.transport import Port
@@ -85,9 +87,18 @@ def image_b(tmp_path_factory):
     return p
 
 
-def _skip_erase(flash: bytes, image, faults: LinkFaults | None) -> tuple[dict, list[int]]:
+def _skip_erase(
+    flash: bytes, image, faults: LinkFaults | None, scheme: str | None = None
+) -> tuple[dict, list[int]]:
     with camera(flash, faults) as (dev, opts):
-        r = run_engine("hi3511", "flash", *opts, str(image), "--no-backup", "--skip-erase")
+        argv = ["hi3511", "flash", *opts, str(image), "--no-backup", "--skip-erase"]
+        if scheme is None:
+            r = run_engine(*argv)
+        else:
+            url = f"{scheme}://127.0.0.1:0"
+            with PortServer(dev.path, url, baud=dev.baud, name=dev.board) as srv:
+                argv[argv.index(dev.path)] = srv.url
+                r = run_engine(*argv)
         return r, list(dev.uart.burst_sizes)
 
 
@@ -111,6 +122,22 @@ def test_skip_erase_gives_the_same_crc_error_lines_through_bursts(
         assert r["boot"][key] == plain[key], key
     for line in r["boot"]["crc_error_lines"]:
         assert line.startswith("jffs2_scan_"), line
+
+
+@pytest.mark.parametrize(
+    ("scheme", "faults"),
+    [("rfc2217", None), ("socket", None), ("rfc2217", LinkFaults(chunk=9000, chunk_min=1))],
+    ids=["rfc2217", "socket", "rfc2217 with bursts"],
+)
+def test_skip_erase_gives_the_same_crc_error_lines_over_the_network(
+    scheme, faults, flash_a, image_b, plain_skip_erase
+):
+    r, _ = _skip_erase(flash_a, image_b, faults, scheme)
+    plain = plain_skip_erase["boot"]
+    assert r["error"] == "BootError", r
+    assert r["crc_errors"] == plain_skip_erase["crc_errors"]
+    for key in ("crc_error_lines", "crc_failed", "invalid_crc", "jffs2_lines", "kernel_lines"):
+        assert r["boot"][key] == plain[key], key
 
 
 @pytest.fixture(scope="module")
