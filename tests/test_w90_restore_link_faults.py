@@ -275,3 +275,27 @@ def test_a_damaged_image_on_the_camera_is_reported_by_its_footer_checksum(tmp_pa
     assert "footer image_checksum does NOT match" in rec["verified"]
     # the pages were read a second time
     assert log.count(f"tx d 0x{BASE:08X}") == 2
+
+
+def test_ctrl_c_during_the_transfer_leaves_the_loader_at_its_prompt():
+    """KeyboardInterrupt (Ctrl-C, SIGTERM) in the middle of fx: the engine ends the
+    loader's receiver with CAN before it lets go, so the next run finds the prompt."""
+    import pytest
+
+    from recovery.w90p745.driver import W90Console
+    from recovery.w90p745.parsers import ImageEntry
+
+    entry = ImageEntry(10, "new", 0x7F1F0000, 0x1000, 0x7F1F0000, "a")
+
+    def progress(done: int, _total: int) -> None:
+        if done >= 0x800:
+            raise KeyboardInterrupt
+
+    with W90P745Device(seed=14, initial_flash=FLASH) as dev, Port(dev.path) as port:
+        con = W90Console(port, notify=quiet)
+        con.attach(10)
+        with pytest.raises(KeyboardInterrupt):
+            con.fx(entry, bytes(0x1000), progress)
+        table = con.run("ls -al")
+        assert "name:tiny" in table and "name:new" not in table
+        assert dev.flash.read(0x1F0000, 16) == b"\xff" * 16

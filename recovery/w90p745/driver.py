@@ -80,7 +80,7 @@ from recovery.w90p745.parsers import (
     parse_page,
     parse_page_rows,
 )
-from recovery.xmodem import XmodemError
+from recovery.xmodem import XmodemError, XmodemResult
 from recovery.xmodem import send as xmodem_send
 
 FLASH_BLOCK = 0x10000  # the loader erases and places images in 64 KiB blocks
@@ -495,35 +495,16 @@ class W90Console:
         self.d_next = None
         self.sync()
 
-    def fx(
+    def _fx_transfer(
         self,
         entry: ImageEntry,
         data: bytes,
         on_progress: Callable[[int, int], None],
-        *,
-        replace: bool = False,
-    ) -> str:
-        """Program ``data`` as image ``entry`` with the loader's ``fx`` and Xmodem-128.
-
-        ``replace``: answer ``y`` when ``fx`` asks to delete an existing image N
-        (it deletes it before receiving). Raises TransferFailed when the
-        download failed (nothing written), DeviceError when the loader refused.
-        """
+        replace: bool,
+        blocks: int,
+    ) -> XmodemResult:
+        """From the typed fx to the end of the Xmodem transfer."""
         port = self.port
-        self.d_next = None
-        blocks = -(-len(data) // FLASH_BLOCK) + 1
-        for attempt in range(4):
-            try:
-                self._type(fx_command(entry))
-                break
-            except EchoError:
-                if attempt == 3:
-                    raise TransferFailed(
-                        f"could not type the fx command for image {entry.number}",
-                        flash_state="unchanged by this command",
-                    ) from None
-                self.sync()
-        port.send("\r")
         pats = [ASK_DELETE_RE, RECEIVER_RE, PROMPT_RE, BANNER_RE]
         i = port.expect(pats, timeout=10.0 + self.wire(400))
         if i == 0:
@@ -574,6 +555,44 @@ class W90Console:
                 flash_state=f"image {entry.number} is not written (fx deleted the old one)",
                 hint="run the restore again",
             ) from e
+        return result
+
+    def fx(
+        self,
+        entry: ImageEntry,
+        data: bytes,
+        on_progress: Callable[[int, int], None],
+        *,
+        replace: bool = False,
+    ) -> str:
+        """Program ``data`` as image ``entry`` with the loader's ``fx`` and Xmodem-128.
+
+        ``replace``: answer ``y`` when ``fx`` asks to delete an existing image N
+        (it deletes it before receiving). Raises TransferFailed when the
+        download failed (nothing written), DeviceError when the loader refused.
+        """
+        port = self.port
+        self.d_next = None
+        blocks = -(-len(data) // FLASH_BLOCK) + 1
+        for attempt in range(4):
+            try:
+                self._type(fx_command(entry))
+                break
+            except EchoError:
+                if attempt == 3:
+                    raise TransferFailed(
+                        f"could not type the fx command for image {entry.number}",
+                        flash_state="unchanged by this command",
+                    ) from None
+                self.sync()
+        port.send("\r")
+        try:
+            result = self._fx_transfer(entry, data, on_progress, replace, blocks)
+        except KeyboardInterrupt:
+            # Ctrl-C, SIGTERM: leave the loader at its prompt, not inside Xmodem
+            with contextlib.suppress(Exception):
+                self.abort_transfer()
+            raise
         out = self.wait_prompt(30.0 + 5.0 * blocks)
         self.sync()
         if "Download error" in out:
