@@ -29,7 +29,8 @@ class BoardSpec:
     chip-relative byte ranges ``(start, end)`` that scenarios may use. Engine
     operations named in ``no_tftp_ops`` get no ``--tftp-bind``. ``flash_base``
     is the flash's address in the board's memory map (what its loader prints),
-    ``block_size`` its erase block.
+    ``block_size`` its erase block. ``option_aliases`` are shorter names of device
+    options (scenario ``options:`` and ``variants:`` may use either).
     """
 
     name: str
@@ -47,6 +48,7 @@ class BoardSpec:
     engine_cli: str | Callable[[list[str]], int] = "recovery.cli:main"
     flash_base: int = 0
     block_size: int = 0x10000
+    option_aliases: Mapping[str, str] = field(default_factory=dict)
 
     def all_partitions(self) -> dict[str, tuple[int, int]]:
         return {"all": (0, self.flash_size), **self.partitions}
@@ -86,6 +88,7 @@ register_board(
         },
         builder_aliases={"vendor": "vendor_flash"},
         no_tftp_ops=frozenset({"info", "boot"}),
+        option_aliases={"uboot": "uboot_variant"},
     )
 )
 register_board(
@@ -186,8 +189,11 @@ def device_options(board: str) -> frozenset[str] | None:
             break
     else:
         return None
-    lab_owned = COMMON_DEVICE_ARGS | ({"tftp_server"} if board_spec(board).tftp else set())
-    return frozenset(names - lab_owned)
+    spec = board_spec(board)
+    lab_owned = COMMON_DEVICE_ARGS | ({"tftp_server"} if spec.tftp else set())
+    names -= lab_owned
+    names |= {alias for alias, target in spec.option_aliases.items() if target in names}
+    return frozenset(names)
 
 
 def engine_main(board: str) -> Callable[[list[str]], int]:

@@ -21,21 +21,23 @@ from emulators.device import LinkTrigger
 from emulators.hi3511 import Hi3511Device
 from harness import fuzz
 from harness.firmware.hi3511 import vendor_flash
+from harness.fuzz.arming import fault_of
 from harness.lab import EngineResult
 from harness.lab.console import attach
 from harness.scenarios import load_scenario
+from harness.scenarios.model import FaultStep
 
 PROMPT = "hilinux # "
 
 
 @pytest.fixture(scope="module")
 def vendor_a() -> bytes:
-    return vendor_flash("A")
+    return vendor_flash("A", uboot="upstream")  # the texts asserted are upstream's
 
 
 @pytest.fixture
 def board(vendor_a):
-    dev = Hi3511Device(initial_flash=vendor_a)
+    dev = Hi3511Device(initial_flash=vendor_a, uboot_variant="upstream")
     try:
         term = attach(dev)
         yield dev, term
@@ -69,7 +71,9 @@ def test_an_injected_log_line_arrives_between_the_echo_and_the_output(board):
     dev.arm_trigger(LinkTrigger("host", 0, "inject", b"eth0: link up\r\n"))
     term.write("echo hi\r")
     got = term.read_until(PROMPT).decode("latin-1")
-    assert got == "echo hi\r\neth0: link up\r\nhi\r\n" + PROMPT
+    # the echo of the command line (U-Boot ends it with \r\r\n), then the log line, then
+    # the command's output
+    assert re.fullmatch(r"echo hi\r*\neth0: link up\r\nhi\r\n" + re.escape(PROMPT), got), got
     assert term.cmd("echo again") == "again\r\n"  # it fires once
 
 
@@ -286,10 +290,8 @@ def test_a_saved_failure_is_a_valid_scenario_that_replays_its_draw(tmp_path, boa
     text = path.read_text()
     assert text.startswith(fuzz.HEADER_PREFIX)
     assert f"--seed {d.seed} --runs 1" in text
-    if kind == "power_loss_erase":
-        assert sc.steps[0].kind == "fault" and sc.steps[0].power_loss
-    if kind == "link_noise":
-        assert sc.steps[0].link
+    # the scenario arms exactly the fault the run armed (one vocabulary)
+    assert isinstance(sc.steps[0], FaultStep) and sc.steps[0].faults == [fault_of(d)]
     for name in sc.files:
         spec = sc.files[name]
         if spec.kind == "file":

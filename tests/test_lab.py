@@ -25,7 +25,7 @@ from emulators.device import Device
 from emulators.flash import FlashGeometry, NorFlash
 from harness import boards
 from harness import lab as labmod
-from harness.scenarios import parse_scenario, run_scenario
+from harness.scenarios import ScenarioError, parse_scenario, run_scenario
 
 TOY_SIZE = 0x10000
 TOY_SECTOR = 0x1000
@@ -39,8 +39,15 @@ class ToyDevice(Device):
 
     board = "toy"
 
-    def __init__(self, *, tftp_server: tuple[str, int] | None = None, **kw: object) -> None:
+    def __init__(
+        self,
+        *,
+        tftp_server: tuple[str, int] | None = None,
+        greeting: str = "Toy Boot 1.0",
+        **kw: object,
+    ) -> None:
         self.tftp_server = tftp_server
+        self.greeting = greeting  # a device option, for scenario variants
         super().__init__(**kw)  # type: ignore[arg-type]
 
     @classmethod
@@ -52,7 +59,7 @@ class ToyDevice(Device):
 
     def run(self) -> None:
         con = self.con
-        con.puts("\nToy Boot 1.0\nHit any key to stop autoboot: 1 ")
+        con.puts(f"\n{self.greeting}\nHit any key to stop autoboot: 1 ")
         if self.clock.key_window(self.uart, 1.0):
             con.puts("\n")
             self.prompt()
@@ -333,7 +340,7 @@ def test_network_fault_proxy_passes_then_cuts(tmp_path):
         con.expect("Bytes transferred = 2048", 5)
         assert dev.flash.read(0, 2048) == bytes(range(256)) * 8
         assert dev.proxy.stats.forwarded >= 10  # RRQ, 5 DATA, 5 ACK
-        dev.proxy.set_faults(labmod.TftpFaults(gone_after=dev.proxy.stats.received + 2))
+        dev.proxy.set_faults(labmod.TftpFaults(gone_after=2))  # counted from now
         con.expect("toy> ", 2)
         con.mark()
         con.send("get fw.bin 0x1000\r")
@@ -661,3 +668,154 @@ def test_a_scenario_whose_flash_is_a_file(tmp_path):
     sc = parse_scenario(text, tmp_path / "s.yaml")
     res = run_scenario(sc, tmp_path / "run")
     assert res.outcome == "passed", res.failure_text()
+
+
+# --------------------------------------------------------------------------- fault steps
+# One scenario step per fault the campaign can arm (harness.lab.faults), each shown to
+# strike: the step's record says "fired", and the device shows what the fault does.
+
+
+def _fault_run(tmp_path, steps: str, files: str = ""):
+    text = (
+        "name: toy-fault\nboard: toy\nflash: {builder: vendor, firmware: A}\n"
+        + files
+        + "steps:\n"
+        + steps
+    )
+    return run_scenario(parse_scenario(text, tmp_path / "f.yaml"), tmp_path / "run", keep="always")
+
+
+def _passed(res) -> None:
+    assert res.outcome == "passed", res.failure_text()
+
+
+def _toy_flash(tmp_path) -> bytes:
+    return (tmp_path / "run" / "toy" / "flash.bin").read_bytes()
+
+
+def test_fault_step_power_loss_with_power_back(tmp_path):
+    res = _fault_run(
+        tmp_path,
+        """  - fault: {power_loss: {program_bytes: 2, power_back: 0.05}}
+  - console: {line: "write 0x9000 aabbccdd", expect: "Hit any key to stop autoboot"}
+""",
+    )
+    _passed(res)
+    assert res.steps[0].detail.endswith("[fired]")
+    assert "power back after 0.05 s" in res.steps[0].detail
+    assert _toy_flash(tmp_path)[0x9000:0x9004] == bytes.fromhex("aabbffff")
+
+
+def test_fault_step_power_loss_without_power_back_stays_off(tmp_path):
+    res = _fault_run(
+        tmp_path,
+        """  - fault: {power_loss: {program_bytes: 2}}
+  - console: {line: "write 0x9000 aabbccdd", expect: "Hit any key to stop autoboot", timeout: 0.5}
+""",
+    )
+    assert res.outcome == "failed" and res.steps[1].status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expect"),
+    [
+        # the third byte the host types resets the CPU: the loader starts again
+        ("{watchdog: {at_byte: 2, direction: host}}", "Hit any key to stop autoboot"),
+        # the power goes at the fifth byte the device prints and comes back
+        ("{power_cut: {at_byte: 4, direction: device, power_back: 0.05}}", "Hit any key"),
+        # a log line arrives in the middle of the output
+        (
+            '{log_lines: {at_byte: 0, direction: host, text: "eth0: link up\\r\\n"}}',
+            "eth0: link up",
+        ),
+    ],
+)
+def test_fault_step_at_a_link_byte(tmp_path, fault, expect):
+    res = _fault_run(
+        tmp_path,
+        f"""  - fault: {fault}
+  - console: {{line: "md 0 4", expect: "{expect}"}}
+""",
+    )
+    _passed(res)
+    assert res.steps[0].detail.endswith("[fired]"), res.steps[0].detail
+    assert _toy_flash(tmp_path)[:4] == b"toy "  # nothing written
+
+
+def test_fault_step_link_byte_far_away_does_not_fire(tmp_path):
+    res = _fault_run(
+        tmp_path,
+        """  - fault: {watchdog: {at_byte: 100000, direction: host}}
+  - console: {line: "md 0 4", expect: "746f7920"}
+""",
+    )
+    _passed(res)
+    assert res.steps[0].detail.endswith("[did not fire]")
+
+
+FW = 'files:\n  fw.bin: {hex: "%s"}\n' % ("00 11 22 33 " * 600)
+
+
+def test_fault_step_tftp_duplicates(tmp_path):
+    res = _fault_run(
+        tmp_path,
+        """  - fault: {network: {duplicate: 1.0}}
+  - console: {line: "get fw.bin 0x8000", expect: "Bytes transferred = 2400"}
+""",
+        FW,
+    )
+    _passed(res)
+    assert res.steps[0].detail.endswith("[fired]")
+    assert _toy_flash(tmp_path)[0x8000 : 0x8000 + 2400] == bytes.fromhex("00112233" * 600)
+
+
+def test_fault_step_tftp_power_cut_with_power_back(tmp_path):
+    res = _fault_run(
+        tmp_path,
+        """  - fault: {tftp_power_cut: {after_packets: 3, power_back: 0.05}}
+  - console: {line: "get fw.bin 0x8000", expect: "Hit any key to stop autoboot"}
+""",
+        FW,
+    )
+    _passed(res)
+    assert res.steps[0].detail.endswith("[fired]")
+    assert "Bytes transferred" not in res.devices[0].transcript
+
+
+# --------------------------------------------------------------------------- variants
+
+
+TOY_VARIANTS = """name: toy-greeting
+board: toy
+variants: {greeting: [Hello-1, Hello-2]}
+steps:
+  - power_cycle: {then: boot, expect: "{greeting}"}
+  - console: {expect: "VFS: Mounted root"}
+"""
+
+
+def test_variants_run_once_per_value_with_the_device_option(tmp_path):
+    sc = parse_scenario(TOY_VARIANTS, tmp_path / "v.yaml")
+    runs = sc.expand()
+    assert [r.run_name for r in runs] == ["toy-greeting[Hello-1]", "toy-greeting[Hello-2]"]
+    other = {"Hello-1": "Hello-2", "Hello-2": "Hello-1"}
+    for r in runs:
+        res = run_scenario(r, tmp_path / r.variant_id, keep="always")
+        _passed(res)
+        assert res.name == r.run_name
+        text = res.devices[0].transcript
+        want = r.variant["greeting"]
+        assert want in text and other[want] not in text and "Toy Boot 1.0" not in text
+
+
+def test_a_variant_must_be_a_device_option_of_the_board(tmp_path):
+    with pytest.raises(ScenarioError) as ei:
+        parse_scenario(TOY_VARIANTS.replace("greeting:", "greting:"), tmp_path / "v.yaml")
+    msg = str(ei.value)
+    assert "v.yaml:3:" in msg and "toy has no device option 'greting'" in msg
+    assert "did you mean 'greeting'" in msg
+    with pytest.raises(ScenarioError, match="toy has no device option 'colour'"):
+        parse_scenario(
+            "name: t\nboard: toy\ndevice: {options: {colour: red}}\nsteps: [power_cycle]\n",
+            tmp_path / "o.yaml",
+        )

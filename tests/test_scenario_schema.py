@@ -13,7 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from emulators.serial import LinkFaults
+from harness.lab.faults import LinkByteFault, PowerLoss, TftpPowerCut
+from harness.lab.netfaults import TftpFaults
 from harness.scenarios import ScenarioError, discover, parse_scenario
+from harness.scenarios.model import FaultStep
+from harness.scenarios.steps import fault_to_yaml
 
 pytest_plugins = ["pytester"]
 
@@ -426,3 +431,119 @@ def test_shards_split_the_set_without_overlap(pytester):
         r = _pytest(root, ["--collect-only", "-q", "scenarios", "--scenario-shard", f"{i}/3"])
         seen += re.findall(r"::(s\d)", r.stdout)
     assert sorted(seen) == names
+
+
+# --------------------------------------------------------------------------- faults, variants
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (
+            "{power_loss: {erase_sectors: 3, power_back: 0.3}}",
+            PowerLoss(erase_sectors=3, power_back=0.3),
+        ),
+        ("{power_loss: {program_bytes: 10}}", PowerLoss(program_bytes=10)),
+        (
+            "{power_cut: {at_byte: 120, direction: device, power_back: 1}}",
+            LinkByteFault("power_cut", 120, "device", power_back=1.0),
+        ),
+        ("{watchdog: {at_byte: 7}}", LinkByteFault("watchdog", 7, "host")),
+        (
+            '{log_lines: {at_byte: 0, text: "hilinux # "}}',
+            LinkByteFault("log_lines", 0, "host", text="hilinux # "),
+        ),
+        ("{link: {silent_after: 5000}}", LinkFaults(silent_after=5000)),
+        ("{link: off}", LinkFaults()),
+        (
+            "{network: {duplicate: 0.1, loss: 0.05, delay: 0.01, delay_rate: 0.5}}",
+            TftpFaults(loss=0.05, delay=0.01, delay_rate=0.5, duplicate=0.1),
+        ),
+        (
+            "{network: {gone_after: 40, direction: to_server}}",
+            TftpFaults(gone_after=40, direction="to_server"),
+        ),
+        ("{tftp_power_cut: {after_packets: 300}}", TftpPowerCut(300)),
+    ],
+)
+def test_fault_steps_build_the_shared_fault_dataclasses(fault, expected):
+    sc = parse_scenario(f"name: f\nboard: hi3511\nsteps:\n  - fault: {fault}\n", "f.yaml")
+    (step,) = sc.steps
+    assert isinstance(step, FaultStep) and step.faults == [expected]
+    # and the writer the campaign uses gives back the same step
+    again = parse_scenario(
+        "name: f\nboard: hi3511\nsteps:\n  - fault: "
+        + yaml.safe_dump(fault_to_yaml(expected), default_flow_style=True).strip()
+        + "\n",
+        "g.yaml",
+    )
+    assert again.steps[0].faults == [expected]
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("{power_loss: {power_back: 1}}", "give one of program_bytes: N or erase_sectors: N"),
+        ("{power_loss: {program_bytes: 1, power_back: -1}}", "must be at least 0"),
+        ("{log_lines: {at_byte: 3}}", "log_lines needs the text"),
+        ("{watchdog: {at_byte: 3, power_back: 1}}", "unknown key 'power_back'"),
+        ("{power_cut: {direction: host}}", "missing required key 'at_byte'"),
+        ("{power_cut: {at_byte: 1, direction: sideways}}", "expected one of"),
+        ("{network: {duplicate: 2}}", "a rate is between 0 and 1"),
+        ("{network: {trigger_after: 2}}", "unknown key 'trigger_after'"),
+        ("{tftp_power_cut: {}}", "missing required key 'after_packets'"),
+        ("{brownout: {}}", "unknown key 'brownout'"),
+    ],
+)
+def test_bad_fault_steps_are_reported_at_their_line(fault, message):
+    problems = errors(f"name: x\nboard: hi3511\nsteps:\n  - fault: {fault}\n")
+    assert any(p.line == 4 and message in str(p) for p in problems), [str(p) for p in problems]
+
+
+def test_network_faults_need_a_board_with_a_network():
+    for fault in ("{network: {loss: 0.1}}", "{tftp_power_cut: {after_packets: 1}}"):
+        problems = errors(f"name: x\nboard: w90p745\nsteps:\n  - fault: {fault}\n")
+        assert any("w90p745 has no network" in str(p) for p in problems)
+
+
+HI_VARIANTS = (
+    "name: {name}\nboard: hi3511\nvariants: {{uboot: [hisilicon, upstream]}}\n"
+    "flash: {{builder: vendor, firmware: A, uboot: '{{uboot}}'}}\n"
+    "steps:\n  - console: {{line: 'version', expect: 'U-Boot'}}\n"
+)
+
+
+def test_variants_expand_to_one_run_per_value():
+    sc = parse_scenario(HI_VARIANTS.format(name="hv"), "hv.yaml")
+    assert sc.variants == {"uboot": ["hisilicon", "upstream"]}
+    runs = sc.expand()
+    assert [r.run_name for r in runs] == ["hv[hisilicon]", "hv[upstream]"]
+    assert [r.device_options("hi3511") for r in runs] == [
+        {"uboot": "hisilicon"},
+        {"uboot": "upstream"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variants", "message"),
+    [
+        ("{uboot: []}", "give at least one value"),
+        ("{uboot: [a, a]}", "'a' is listed twice"),
+        ("{uboot: [a b]}", "use letters, digits"),
+        ("{bootloader: [a]}", "hi3511 has no device option 'bootloader'"),
+        ("[uboot]", "expected {OPTION: [value, ...]}"),
+    ],
+)
+def test_bad_variants_are_reported(variants, message):
+    problems = errors(f"name: x\nboard: hi3511\nvariants: {variants}\nsteps: [power_cycle]\n")
+    assert any(p.line == 3 and message in str(p) for p in problems), [str(p) for p in problems]
+
+
+def test_plugin_gives_each_variant_its_own_item(pytester):
+    root = _tree(pytester, {"hv.yaml": HI_VARIANTS.format(name="hi-variants")})
+    r = _pytest(root, ["--collect-only", "-q", "scenarios"])
+    assert r.returncode == 0, r.stdout
+    assert "scenarios/hv.yaml::hi-variants[hisilicon]" in r.stdout
+    assert "scenarios/hv.yaml::hi-variants[upstream]" in r.stdout
+    r = _pytest(root, ["--collect-only", "-q", "scenarios", "-k", "upstream"])
+    assert "hi-variants[upstream]" in r.stdout and "hi-variants[hisilicon]" not in r.stdout

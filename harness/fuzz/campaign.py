@@ -11,7 +11,6 @@ import gc
 import json
 import shutil
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulators.device import LinkTrigger
-from emulators.serial import LinkFaults
 from harness import lab as labmod
-from harness.fuzz.faults import BOARD_OPS, TFTP_FAULTS, WRITE_FAULTS, Draw, draw
+from harness.boards import board_spec
+from harness.fuzz.arming import fault_of
+from harness.fuzz.faults import BOARD_OPS, Draw, draw
 from harness.fuzz.oracles import (
     BAD_OUTCOMES,
     MUST_BE_ZERO,
@@ -35,37 +34,7 @@ from harness.fuzz.oracles import (
 )
 from harness.fuzz.plans import plan_for
 from harness.fuzz.saved import save_failure
-from harness.lab.netfaults import TftpFaultProxy, TftpFaults, interpose
-
-
-class _PowerBack:
-    """Bring the power back ``delay`` seconds after the device lost it (or never)."""
-
-    def __init__(self, device: Any, delay: float | None) -> None:
-        self.device = device
-        self.delay = delay
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.seen = False  # the power did go
-
-    def start(self) -> _PowerBack:
-        if self.delay is not None:
-            self._thread = threading.Thread(target=self._run, name="power-back", daemon=True)
-            self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.002):
-            if self.device.power_lost and not self.device.powered:
-                self.seen = True
-                if not self._stop.wait(self.delay):
-                    self.device.power_on()
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
+from harness.lab.netfaults import TftpFaults
 
 
 @contextlib.contextmanager
@@ -73,76 +42,20 @@ def armed(d: Draw, dev: labmod.LabDevice) -> Iterator[dict[str, Any]]:
     """Arm the draw's fault on ``dev`` for the duration of the engine run.
 
     Yields a dict that gets ``fired`` (whether the fault struck) when done."""
-    f = dict(d.fault)
-    kind = f.pop("kind")
     state: dict[str, Any] = {"fired": None}
-    device = dev.device
-    power_back = _PowerBack(device, f.get("power_back"))
-    proxy: TftpFaultProxy | None = None
-    trigger: LinkTrigger | None = None
+    fault = fault_of(d)
+    a = dev.arm(fault) if fault is not None else None
     try:
-        if kind == "power_loss_erase":
-            dev.flash.arm_power_loss(erase_sectors=f["erase_sectors"])
-            power_back.start()
-        elif kind == "power_loss_program":
-            dev.flash.arm_power_loss(program_bytes=f["program_bytes"])
-            power_back.start()
-        elif kind in ("power_cut", "watchdog", "log_lines"):
-            action = {"power_cut": "power_loss", "watchdog": "reset", "log_lines": "inject"}[kind]
-            trigger = LinkTrigger(
-                f["direction"], f["at_byte"], action, str(f.get("text", "")).encode("latin-1")
-            )
-            device.arm_trigger(trigger)
-            if kind == "power_cut":
-                power_back.start()
-        elif kind == "link_noise":
-            device.uart.faults = LinkFaults(**f)
-        elif kind == "link_silence":
-            device.uart.faults = LinkFaults(silent_after=f["silent_after"])
-        elif kind in TFTP_FAULTS:
-            tf = TftpFaults()
-            on_trigger = None
-            if kind == "tftp_loss":
-                tf = TftpFaults(
-                    loss=f["loss"],
-                    duplicate=f["duplicate"],
-                    delay=f["delay"],
-                    delay_rate=f["delay_rate"],
-                )
-            elif kind == "tftp_gone":
-                tf = TftpFaults(gone_after=f["gone_after"])
-            else:
-                tf = TftpFaults(trigger_after=f["after_packets"])
-
-                def on_trigger() -> None:  # the power goes; _PowerBack may bring it back
-                    device.power_off()
-                    device.power_lost = True
-
-                power_back.start()
-
-            proxy = interpose(dev, tf, seed=d.seed, on_trigger=on_trigger)
         yield state
     finally:
-        power_back.stop()
-        dev.flash.disarm()
-        device.disarm_triggers()
-        device.uart.faults = LinkFaults()
-        if trigger is not None:
-            state["fired"] = trigger.fired
-        elif kind in WRITE_FAULTS:
-            state["fired"] = power_back.seen or bool(device.power_lost)
-        elif proxy is not None:
-            st = proxy.stats
-            state["fired"] = (
-                st.triggered or st.gone or bool(st.dropped or st.duplicated or st.delayed)
-            )
-        elif kind == "link_silence":
-            state["fired"] = device.uart.silent()
-        elif kind == "link_noise":
-            state["fired"] = True  # active for the whole run
-        if proxy is not None:
-            proxy.close()
-            device.netmap.default = ("127.0.0.1", dev.server_port)
+        if a is not None:
+            a.disarm()
+            state["fired"] = a.fired
+
+
+def _network(board: str) -> TftpFaults | None:
+    """A board with a network gets the lab's fault proxy (faults off until armed)."""
+    return TftpFaults() if board_spec(board).tftp else None
 
 
 def subst(argv: list[str], work: Path) -> list[str]:
@@ -178,6 +91,7 @@ def run_draw(
                 seed=d.seed,
                 flash=plan.initial,
                 tftp_server=False,
+                network=_network(d.board),
                 power=plan.start,
             )
             with armed(d, dev) as state:
@@ -348,8 +262,10 @@ def calibrate(board: str, op: str, profile: str = "quick") -> dict[str, int]:
     with labmod.Lab() as lab:
         for name, data in plan.files.items():
             lab.put_file(name, data)
-        dev = lab.start(board, flash=plan.initial, tftp_server=False, power=plan.start)
-        proxy = interpose(dev, TftpFaults()) if board == "hi3511" else None
+        dev = lab.start(
+            board, flash=plan.initial, tftp_server=False, network=_network(board), power=plan.start
+        )
+        proxy = dev.proxy
         r0, w0 = dev.device.link_counts
         stats = dev.flash.stats
         p0, e0 = stats.bytes_programmed, stats.sectors_erased
@@ -364,6 +280,4 @@ def calibrate(board: str, op: str, profile: str = "quick") -> dict[str, int]:
             "packets": proxy.stats.received if proxy else 0,
             "seconds": round(r.duration, 2),
         }
-        if proxy is not None:
-            proxy.close()
         return out

@@ -12,45 +12,21 @@ from typing import Any
 
 import yaml
 
-from harness.fuzz.faults import WRITE_FAULTS, Draw
+from harness.fuzz.arming import fault_of
+from harness.fuzz.faults import Draw
 from harness.fuzz.oracles import RunResult, sha
 from harness.fuzz.plans import plan_for
+from harness.scenarios.steps import fault_to_yaml
 
 # -- saved failures as scenario files ----------------------------------------------------------
 
 HEADER_PREFIX = "# camrescue-fuzz: "
 
 
-def _scenario_fault_steps(d: Draw) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str]:
-    """(steps before the engine, the device's network faults, a note) for the schema."""
-    f = dict(d.fault)
-    kind = f.pop("kind")
-    note = ""
-    steps: list[dict[str, Any]] = []
-    network = None
-    if kind in WRITE_FAULTS:
-        key = "erase_sectors" if kind == "power_loss_erase" else "program_bytes"
-        steps.append({"fault": {"power_loss": {key: f[key]}}})
-    elif kind == "link_noise":
-        steps.append({"fault": {"link": f}})
-    elif kind == "link_silence":
-        steps.append({"fault": {"link": {"silent_after": f["silent_after"]}}})
-    elif kind == "tftp_loss":
-        network = {"loss": f["loss"], "delay": f["delay"] * f["delay_rate"]}
-        note = "the schema has no TFTP duplicates or partial delay: approximated"
-    elif kind == "tftp_gone":
-        network = {"cut_after": f["gone_after"]}
-    elif kind != "none":
-        note = (
-            f"the scenario schema cannot arm a {kind} fault at a link byte or a TFTP datagram; "
-            "replay it exactly with 'camrescue scenarios fuzz --replay THIS_FILE'"
-        )
-    if f.get("power_back") is not None:
-        note = (note + "; " if note else "") + (
-            f"power comes back {f['power_back']} s after it is lost (approximated below by "
-            "power_on steps during the engine run)"
-        )
-    return steps, network, note
+def _scenario_fault_steps(d: Draw) -> list[dict[str, Any]]:
+    """The ``fault:`` step that arms exactly the draw's fault (none for kind ``none``)."""
+    fault = fault_of(d)
+    return [] if fault is None else [{"fault": fault_to_yaml(fault)}]
 
 
 def scenario_text(d: Draw, res: RunResult, files_dir: str) -> tuple[str, dict[str, bytes]]:
@@ -59,10 +35,8 @@ def scenario_text(d: Draw, res: RunResult, files_dir: str) -> tuple[str, dict[st
     (relative names under ``files_dir``)."""
     plan = plan_for(d)
     extra: dict[str, bytes] = {}
-    fault_steps, network, note = _scenario_fault_steps(d)
-    device: dict[str, Any] = {"seed": d.seed, "start": plan.start}
-    if network is not None:
-        device["network"] = network
+    fault_steps = _scenario_fault_steps(d)
+    device: dict[str, Any] = {"seed": d.seed, "start": plan.start, "tftp_server": False}
     sc: dict[str, Any] = {
         "name": d.name,
         "board": d.board,
@@ -94,11 +68,6 @@ def scenario_text(d: Draw, res: RunResult, files_dir: str) -> tuple[str, dict[st
         "engine": [a.replace("{work}", "{work}") for a in plan.argv],
         "timeout": plan.timeout,
     }
-    back = d.fault.get("power_back")
-    if back is not None:
-        # power_on is a no-op while the camera is on: a grid of them brings the power
-        # back within a second of the moment the fuzz run would have
-        step["during"] = [{"after": round(back + k, 3), "do": "power_on"} for k in range(20)]
     expect: dict[str, Any] = {}
     if res.outcome == "silent_corruption":
         step["expect"] = {"exit": 0, "json": {"ok": True}}
@@ -135,8 +104,6 @@ def scenario_text(d: Draw, res: RunResult, files_dir: str) -> tuple[str, dict[st
         f"--runs 1 --profile {d.profile}",
         "# exact replay: camrescue scenarios fuzz --replay THIS_FILE",
     ]
-    if note:
-        head.append(f"# note: {note}")
     body = yaml.safe_dump(sc, sort_keys=False, width=100, default_flow_style=None)
     return "\n".join(head) + "\n" + body, extra
 

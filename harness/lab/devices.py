@@ -41,6 +41,7 @@ from harness.lab.engine import (
     run_engine_inprocess,
     run_engine_subprocess,
 )
+from harness.lab.faults import ArmedFault, Fault, arm
 from harness.lab.images import parse_flash_source
 from harness.lab.netfaults import TftpFaultProxy, TftpFaults
 from harness.lab.tftp import TftpServer, free_udp_port
@@ -74,7 +75,9 @@ class LabDevice:
         self.transcript = Transcript()
         cls = device_class(board)
         initial = parse_flash_source(board, flash, self.spec.flash_size)
-        kwargs: dict[str, Any] = dict(options or {})
+        kwargs: dict[str, Any] = {
+            self.spec.option_aliases.get(k, k): v for k, v in (options or {}).items()
+        }
         self.server_port = 0
         self.proxy: TftpFaultProxy | None = None
         if self.spec.tftp:
@@ -102,6 +105,7 @@ class LabDevice:
         self.initial_flash = self.device.flash.snapshot()
         self._console: ConsoleClient | None = None
         self._tftp: TftpServer | None = None
+        self.armed: list[ArmedFault] = []
         self.line_closed = False
         self.serve_tftp_between_steps = self.spec.tftp and tftp_server
         if self.serve_tftp_between_steps:
@@ -124,10 +128,13 @@ class LabDevice:
         return self.device.flash.snapshot()
 
     # -- console -------------------------------------------------------------
-    def console(self) -> ConsoleClient:
-        """The open host terminal (opened on first use)."""
+    def console(self, baud: int | None = None) -> ConsoleClient:
+        """The open host terminal (opened on first use at the device's baud). With
+        ``baud``, a terminal at that rate: an open one at another rate is closed first."""
+        if baud is not None and self._console is not None and self._console.baud != baud:
+            self.release_console()
         if self._console is None:
-            self._console = ConsoleClient(self.path, self.device.uart.baud)
+            self._console = ConsoleClient(self.path, baud or self.device.uart.baud)
         return self._console
 
     def release_console(self) -> None:
@@ -162,6 +169,14 @@ class LabDevice:
     def power_cycle(self, then: str = "boot", timeout: float = 10.0) -> None:
         self.device.power_off()
         self.power_on(then, timeout)
+
+    # -- faults --------------------------------------------------------------
+    def arm(self, fault: Fault) -> ArmedFault:
+        """Arm ``fault`` (:mod:`harness.lab.faults`) on this device; it stays armed until
+        it is disarmed or the device is closed."""
+        a = arm(self, fault)
+        self.armed.append(a)
+        return a
 
     # -- tftp ----------------------------------------------------------------
     def serve_tftp(self) -> None:
@@ -256,6 +271,8 @@ class LabDevice:
         return self.transcript.save(self.dir / "transcript.txt")
 
     def close(self) -> None:
+        for a in self.armed:
+            a.stop()
         self.release_console()
         self.stop_tftp()
         try:

@@ -28,6 +28,14 @@ drawn in the order datagrams arrive):
 * ``trigger_after``: after that many datagrams, ``on_trigger`` is called once
   (in a thread of its own), e.g. to cut the camera's power during a transfer.
 
+``gone_after`` and ``trigger_after`` count from the moment the faults were set
+(:meth:`TftpFaultProxy.set_faults`, or the proxy's start).
+
+This is the harness's one network fault proxy: the lab puts it in front of a
+device's TFTP port when a scenario or the campaign asks for network faults
+(``LabDevice.proxy``); :func:`interpose` puts one in front of a lab device started
+without it.
+
 ``direction`` limits loss/delay/duplicates to ``"to_server"`` or
 ``"to_device"`` datagrams (``"both"`` by default); ``gone_after`` and
 ``trigger_after`` count every datagram that arrives at the proxy.
@@ -48,7 +56,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 DIRECTIONS = ("both", "to_server", "to_device")
@@ -79,6 +87,10 @@ class TftpFaults:
                 raise ValueError(f"{name} must be >= 0")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}")
+
+    def with_trigger(self, after: int | None) -> TftpFaults:
+        """The same faults with ``trigger_after`` set to ``after``."""
+        return replace(self, trigger_after=after)
 
     def applies(self, to_server: bool) -> bool:
         return self.direction == "both" or (self.direction == "to_server") == to_server
@@ -138,6 +150,7 @@ class TftpFaultProxy:
         self.faults = faults or TftpFaults()
         self.on_trigger = on_trigger
         self.stats = ProxyStats()
+        self._base = 0  # stats.received when the faults were set
         self._rng = random.Random(seed)
         self._listen = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._listen.bind((host, 0))
@@ -155,9 +168,20 @@ class TftpFaultProxy:
     def port(self) -> int:
         return self.address[1]
 
-    def set_faults(self, faults: TftpFaults) -> None:
+    def set_faults(self, faults: TftpFaults, *, on_trigger: Any = ...) -> None:
+        """Replace the faults (and, when given, ``on_trigger``); ``gone_after`` and
+        ``trigger_after`` count from now."""
         with self._lock:
             self.faults = faults
+            if on_trigger is not ...:
+                self.on_trigger = on_trigger
+            self._base = self.stats.received
+            self.stats.triggered = False
+            self.stats.gone = False
+
+    def stats_snapshot(self) -> ProxyStats:
+        with self._lock:
+            return replace(self.stats, opcodes=dict(self.stats.opcodes))
 
     # -- the relay ---------------------------------------------------------------
     def _run(self) -> None:
@@ -221,16 +245,21 @@ class TftpFaultProxy:
     ) -> None:
         with self._lock:
             f = self.faults
+            base = self._base
         st = self.stats
         st.received += 1
         if len(data) >= 2:
             op = int.from_bytes(data[:2], "big")
             st.opcodes[op] = st.opcodes.get(op, 0) + 1
-        if f.trigger_after is not None and not st.triggered and st.received > f.trigger_after:
+        if (
+            f.trigger_after is not None
+            and not st.triggered
+            and st.received - base > f.trigger_after
+        ):
             st.triggered = True
             if self.on_trigger is not None:
                 threading.Thread(target=self.on_trigger, name="tftp-trigger", daemon=True).start()
-        if f.gone_after is not None and st.received > f.gone_after:
+        if f.gone_after is not None and st.received - base > f.gone_after:
             st.gone = True
             st.blocked += 1
             return

@@ -9,24 +9,42 @@ directory that keeps the artifacts.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from emulators.serial import LinkFaults
 from harness.boards import BOARDS
-from harness.lab.devices import Lab
+from harness.lab.console import ConsoleTimeout
+from harness.lab.devices import Lab, LabDevice
+from harness.lab.faults import TftpPowerCut
 from harness.lab.images import build_image
-from harness.scenarios.context import RunContext
-from harness.scenarios.expectations import check_expectations, expected_flash
-from harness.scenarios.loader import (
-    load_scenario,
+from harness.lab.netfaults import TftpFaults
+from harness.scenarios.context import RunContext, variant_args
+from harness.scenarios.excerpts import line_at, tail
+from harness.scenarios.expectations import (
+    check_expectations,
+    expected_flash,
+    json_failures,
+    text_failures,
 )
+from harness.scenarios.loader import load_scenario
 from harness.scenarios.model import (
+    ConsoleStep,
+    EngineStep,
+    FaultStep,
     ImageSpec,
+    PowerCycleStep,
+    PowerOffStep,
+    PowerOnStep,
     Scenario,
+    Step,
+    TftpServerStep,
+    WaitStep,
 )
 from harness.scenarios.report import (
     DeviceRecord,
@@ -35,7 +53,195 @@ from harness.scenarios.report import (
     StepRecord,
     flash_map,
 )
-from harness.scenarios.run_steps import StepFailed, run_step
+
+
+class StepFailed(Exception):
+    """A step did not get what it expects; ``failures`` says what and why."""
+
+    def __init__(self, failures: list[FailureRecord]) -> None:
+        super().__init__("; ".join(f.what for f in failures))
+        self.failures = failures
+
+
+def run_step(ctx: RunContext, st: Step, rec: StepRecord) -> None:
+    """Run ``st`` on its device, filling in ``rec``; raises :class:`StepFailed`."""
+    dev = ctx.lab.devices[st.device]
+    if isinstance(st, EngineStep):
+        _engine_step(ctx, st, rec, dev)
+    elif isinstance(st, ConsoleStep):
+        _console_step(ctx, st, rec, dev)
+    elif isinstance(st, PowerOnStep):  # a PowerCycleStep too
+        try:
+            if isinstance(st, PowerCycleStep):
+                dev.power_cycle(st.then, st.timeout)
+            else:
+                dev.power_on(st.then, st.timeout)
+            con = dev.console()
+            for text in st.expect:
+                con.expect(ctx.subst(text, st.device), st.timeout)
+        except ConsoleTimeout as e:
+            raise StepFailed(
+                [
+                    FailureRecord(
+                        f"{st.kind.replace('_', ' ')}: {e}",
+                        "the text on the console",
+                        tail(e.seen),
+                    )
+                ]
+            ) from None
+    elif isinstance(st, PowerOffStep):
+        dev.power_off()
+    elif isinstance(st, FaultStep):
+        ctx.armed[rec.index] = [dev.arm(f) for f in st.faults]
+        rec.detail = st.summary()
+    elif isinstance(st, WaitStep):
+        time.sleep(st.seconds)
+    elif isinstance(st, TftpServerStep):
+        if st.on:
+            dev.serve_tftp()
+        else:
+            dev.stop_tftp()
+        dev.serve_tftp_between_steps = st.on
+
+
+def _engine_step(ctx: RunContext, st: EngineStep, rec: StepRecord, dev: LabDevice) -> None:
+    argv = [ctx.subst(a, st.device) for a in st.argv]
+    during = _during_runner(st, dev) if st.during else None
+    r = dev.engine(
+        argv, timeout=st.timeout, mode=ctx.engine_mode, auto_options=st.auto_options, during=during
+    )
+    rec.command = " ".join(_quote(a) for a in r.argv)
+    rec.exit = r.exit
+    rec.stdout = tail(r.stdout, 20000)
+    rec.stderr = tail(r.stderr, 20000)
+    rec.json = r.json
+    fails: list[FailureRecord] = []
+    if r.timed_out:
+        fails.append(
+            FailureRecord(
+                f"the engine did not finish within {st.timeout:g} s (the device was powered off to stop it)",
+                f"done within {st.timeout:g} s",
+                tail(r.stderr),
+            )
+        )
+    if r.crashed:
+        fails.append(FailureRecord("the engine raised an exception", "a result", tail(r.crashed)))
+    if not fails:
+        why = st.exit.check(r.exit)
+        if why:
+            msg = r.json.get("message") if isinstance(r.json, dict) else None
+            actual = (
+                f"exit {r.exit}"
+                + (f"; message: {msg}" if msg else "")
+                + (f"\nstderr: {tail(r.stderr, 800)}" if r.stderr else "")
+            )
+            fails.append(FailureRecord("engine exit code", st.exit.describe(), actual))
+    if st.json is not None:
+        if r.json is None:
+            fails.append(
+                FailureRecord(
+                    "engine JSON result",
+                    "a JSON object on stdout (--json)",
+                    tail(r.stdout or "(nothing on stdout)", 800),
+                )
+            )
+        else:
+            fails += json_failures(st.json, r.json, "json")
+    for label, check, text in (("stdout", st.stdout, r.stdout), ("stderr", st.stderr, r.stderr)):
+        if check is not None:
+            fails += text_failures(check, text, f"engine {label}")
+    if fails:
+        raise StepFailed(fails)
+
+
+def _quote(a: str) -> str:
+    return a if re.fullmatch(r"[A-Za-z0-9_./:=+,@%-]+", a) else json.dumps(a)
+
+
+def _console_step(ctx: RunContext, st: ConsoleStep, rec: StepRecord, dev: LabDevice) -> None:
+    con = dev.console(st.baud)
+    seen: list[str] = []
+    try:
+        if st.lines:
+            prompt = ctx.subst(st.prompt or dev.spec.prompt or "", st.device)
+            for line in st.lines:
+                con.mark()
+                con.send((ctx.subst(line, st.device) + "\r").encode("latin-1", "replace"))
+                r = con.expect(prompt, st.timeout)
+                seen.append(r.before + r.match)
+                _reject(st, r.before)
+        else:
+            if st.send:
+                con.mark()
+                con.send(ctx.subst(st.send.decode("latin-1"), st.device).encode("latin-1"))
+            if st.expect:
+                pats = [ctx.subst(p, st.device) for p in st.expect]
+                r = con.expect(pats, st.timeout, regex=st.regex)
+                seen.append(r.before + r.match)
+                _reject(st, r.before)
+    except ConsoleTimeout as e:
+        rec.detail = "".join(seen) + e.seen
+        raise StepFailed(
+            [
+                FailureRecord(
+                    f"console: {e}",
+                    " or ".join(repr(p) for p in (st.expect or [st.prompt or dev.spec.prompt])),
+                    tail(e.seen),
+                )
+            ]
+        ) from None
+    except StepFailed:
+        rec.detail = "".join(seen)
+        raise
+    rec.detail = "".join(seen)
+
+
+def _reject(st: ConsoleStep, text: str) -> None:
+    for bad in st.reject:
+        i = text.find(bad)
+        if i >= 0:
+            raise StepFailed(
+                [FailureRecord(f"console printed {bad!r}", f"no {bad!r}", line_at(text, i))]
+            )
+
+
+def _during_runner(st: EngineStep, dev: LabDevice) -> Callable[[], None]:
+    """Power events while the engine runs, by time or by what the device prints."""
+
+    def run() -> None:
+        t0 = time.monotonic()
+        deadline = t0 + st.timeout
+        chunks = dev.transcript.chunks
+        idx = len(chunks)
+        window = ""
+        for act in st.during:
+            while time.monotonic() < deadline:
+                if act.after is not None and time.monotonic() - t0 >= act.after:
+                    break
+                if act.when is not None:
+                    n = len(chunks)
+                    if n < idx:
+                        idx = 0
+                    new = "".join(
+                        c.data.decode("latin-1") for c in chunks[idx:n] if c.direction == "dev"
+                    )
+                    idx = n
+                    window = (window + new)[-8192:]
+                    if act.when in window:
+                        window = window[window.find(act.when) + len(act.when) :]
+                        break
+                time.sleep(0.002)
+            else:
+                return
+            if act.action == "power_off":
+                dev.power_off()
+            elif act.action == "power_on":
+                dev.device.power_on()
+            else:
+                dev.device.power_off()
+                dev.device.power_on()
+
+    return run
 
 
 def run_scenario(
@@ -49,7 +255,7 @@ def run_scenario(
     ``root`` after a pass, "always" keeps it, "never" removes it in any case."""
     root = Path(root).resolve()  # {work} must not depend on the current directory
     res = ScenarioResult(
-        name=sc.name,
+        name=sc.run_name,
         board=sc.board,
         file=str(sc.path),
         line=sc.line,
@@ -112,6 +318,7 @@ def run_scenario(
             FailureRecord("the scenario could not run", "", traceback.format_exc(), line=sc.line)
         )
     finally:
+        _record_fired(ctx, res)
         res.devices = _device_records(ctx, res)
         res.duration = time.monotonic() - t_start
         keep_it = keep == "always" or (keep == "failed" and res.outcome in ("failed", "error"))
@@ -128,7 +335,12 @@ def run_scenario(
 
 def _setup(ctx: RunContext, res: ScenarioResult) -> None:
     sc = ctx.scenario
-    network_devices = {s.device for s in sc.steps if s.kind == "fault" and s.network is not None}
+    network_devices = {
+        s.device
+        for s in sc.steps
+        if isinstance(s, FaultStep)
+        and any(isinstance(f, TftpFaults | TftpPowerCut) for f in s.faults)
+    }
     for name, d in sc.devices.items():
         flash: Any = None
         if d.flash is not None and d.flash.kind != "factory":
@@ -147,7 +359,7 @@ def _setup(ctx: RunContext, res: ScenarioResult) -> None:
             realtime=d.realtime,
             faults=LinkFaults(**d.faults) if d.faults else None,
             flash=flash,
-            options=d.options,
+            options=sc.device_options(name),
             network=network,
             tftp_server=d.tftp_server,
             power=d.start,
@@ -168,6 +380,13 @@ def _crash_failures(ctx: RunContext) -> list[FailureRecord]:
                 )
             )
     return out
+
+
+def _record_fired(ctx: RunContext, res: ScenarioResult) -> None:
+    """Say in each fault step's record whether its faults struck by the end."""
+    for index, armed in ctx.armed.items():
+        said = {True: "fired", False: "did not fire", None: "active"}
+        res.steps[index].detail += " [" + ", ".join(said[a.fired] for a in armed) + "]"
 
 
 def _device_records(ctx: RunContext, res: ScenarioResult) -> list[DeviceRecord]:
@@ -233,8 +452,9 @@ def warm_images(sc: Scenario) -> int:
     def visit(board: str, im: ImageSpec | None) -> None:
         nonlocal n
         if im is not None and im.kind == "builder":
-            build_image(board, im.builder, **im.args)
-            n += 1
+            for one in sc.expand():
+                build_image(board, im.builder, **variant_args(im.args, one.variant))
+                n += 1
 
     for d in sc.devices.values():
         visit(d.board, d.flash)

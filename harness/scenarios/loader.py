@@ -15,10 +15,11 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from harness.boards import BOARDS, known_capability
+from harness.boards import BOARDS, device_options, known_capability
 from harness.scenarios.expect_schema import parse_expectations
 from harness.scenarios.model import DeviceSpec, Scenario
 from harness.scenarios.steps import parse_step
@@ -42,6 +43,7 @@ TOP_KEYS = (
     "devices",
     "flash",
     "files",
+    "variants",
     "steps",
     "expect",
 )
@@ -179,6 +181,8 @@ def _scenario(ctx: NodeReader, root: yaml.Node, path: Path) -> Scenario | None:
             sc.timeout = t
     if not sc.board:
         return None
+    if "variants" in m:
+        sc.variants = _variants(ctx, m["variants"][1], sc.board)
 
     # devices
     if "devices" in m:
@@ -275,6 +279,8 @@ def _device(
     if "options" in m:
         om = ctx.mapping(m["options"][1], f"{where}.options", None)
         if om is not None:
+            for k, (kn, _) in om.items():
+                _check_option(ctx, kn, f"{where}.options.{k}", d.board, k)
             d.options = {k: ctx.value(v) for k, (_, v) in om.items()}
     if "tftp_server" in m:
         v = ctx.boolean(m["tftp_server"][1], f"{where}.tftp_server")
@@ -282,6 +288,53 @@ def _device(
     if "flash" in m:
         d.flash = parse_image(ctx, m["flash"][1], f"{where}.flash", d.board, allow_factory=True)
     return d
+
+
+def _check_option(ctx: NodeReader, node: yaml.Node, where: str, board: str, key: str) -> None:
+    """A device option must exist for the board, where the registry can say so."""
+    known = device_options(board)
+    if known is not None and key not in known:
+        hint = difflib.get_close_matches(key, list(known), 1)
+        ctx.problem(
+            node,
+            where,
+            f"{board} has no device option {key!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; it has: {', '.join(sorted(known)) or 'none'}",
+        )
+
+
+def _variants(ctx: NodeReader, node: yaml.Node, board: str) -> dict[str, list[Any]]:
+    """``variants: {OPTION: [v1, v2]}``: run the scenario once per value of a device option."""
+    out: dict[str, list[Any]] = {}
+    vm = ctx.mapping(node, "variants", None, what="{OPTION: [value, ...]}")
+    if vm is None:
+        return out
+    if not vm:
+        ctx.problem(node, "variants", "name a device option and its values, e.g. {uboot: [a, b]}")
+    for key, (kn, vn) in vm.items():
+        w = f"variants.{key}"
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            ctx.problem(kn, w, f"{key!r} is not an option name")
+            continue
+        _check_option(ctx, kn, w, board, key)
+        items = ctx.seq(vn, w)
+        if items is None:
+            continue
+        values = [ctx.value(n) for n in items]
+        if not values:
+            ctx.problem(vn, w, "give at least one value")
+        for i, (n, v) in enumerate(zip(items, values, strict=True)):
+            if not isinstance(v, str | int | float | bool) or v is None:
+                ctx.problem(n, f"{w}[{i}]", "a variant value is a string, number or boolean")
+            elif not re.match(r"^[A-Za-z0-9_.+-]+$", str(v)):
+                ctx.problem(
+                    n, f"{w}[{i}]", f"{v!r}: use letters, digits and - _ . + (it names a test)"
+                )
+            elif values.index(v) != i:
+                ctx.problem(n, f"{w}[{i}]", f"{v!r} is listed twice")
+        out[key] = values
+    return out
 
 
 def discover(paths: list[str | Path]) -> list[Path]:

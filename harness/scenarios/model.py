@@ -1,21 +1,26 @@
 """The scenario data model: what a loaded scenario file says, as dataclasses.
 
 :class:`Scenario` holds its devices (:class:`DeviceSpec`), files and expected
-images (:class:`ImageSpec`), steps (:class:`Step`) and final expectations
+images (:class:`ImageSpec`), steps (one class per kind: :class:`EngineStep`,
+:class:`ConsoleStep`, :class:`PowerOnStep`, :class:`PowerCycleStep`,
+:class:`PowerOffStep`, :class:`FaultStep`, :class:`WaitStep`,
+:class:`TftpServerStep`; :data:`Step` is their union) and final expectations
 (:class:`Expectations`: :class:`FlashCheck`, :class:`TextCheck`,
 :class:`FileCheck`). :class:`Matcher` is a value check (equality or operators such
 as ``{min: 1}``) used for exit codes, JSON results, sizes and lost bits.
-:mod:`harness.schema` builds these from YAML; nothing here reads files or runs.
+:mod:`harness.scenarios.loader` builds these from YAML; nothing here reads files or runs.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from emulators.serial import LinkFaults
 from harness.boards import BOARDS, check_capability
+from harness.lab.faults import Fault, LinkByteFault, PowerLoss, TftpPowerCut
 from harness.scenarios.excerpts import clip
 
 PLACEHOLDERS = ("work", "port", "tftp_port", "tftp_bind", "dir", "flash_file", "scenario", "device")
@@ -202,21 +207,46 @@ class DuringAction:
     when: str | None = None
 
 
-@dataclass
-class Step:
-    kind: str  # engine | console | power_on | power_off | power_cycle | fault | wait | tftp_server
+@dataclass(kw_only=True)
+class StepBase:
+    """What every step has: where it is in the file, which device it acts on, a title."""
+
+    kind: ClassVar[str] = ""
     line: int
     device: str
     title: str = ""
-    # engine
+
+    def summary(self) -> str:
+        return self.title or self.describe()
+
+    def describe(self) -> str:
+        return self.kind.replace("_", " ")
+
+
+@dataclass(kw_only=True)
+class EngineStep(StepBase):
+    """``engine: [BOARD, OP, ...]``: one engine command, with expectations and power
+    events ``during`` it."""
+
+    kind: ClassVar[str] = "engine"
     argv: list[str] = field(default_factory=list)
-    exit: Matcher | None = None
+    exit: Matcher = field(default_factory=lambda: Matcher({"eq": 0}))
     json: dict[str, Any] | None = None  # nested, leaves are Matchers
     stdout: TextCheck | None = None
     stderr: TextCheck | None = None
     auto_options: bool = True
     during: list[DuringAction] = field(default_factory=list)
-    # console
+    timeout: float = 300.0
+
+    def describe(self) -> str:
+        return "camrescue " + " ".join(self.argv)
+
+
+@dataclass(kw_only=True)
+class ConsoleStep(StepBase):
+    """``console: {...}``: type something and/or wait for text on the device's console."""
+
+    kind: ClassVar[str] = "console"
     send: bytes = b""
     lines: list[str] = field(default_factory=list)
     expect: list[str] = field(default_factory=list)
@@ -224,49 +254,122 @@ class Step:
     regex: bool = False
     reject: list[str] = field(default_factory=list)
     baud: int | None = None
-    # power
-    then: str = "boot"
-    # fault
-    power_loss: dict[str, int] | None = None
-    link: dict[str, Any] | None = None
-    network: dict[str, Any] | None = None
-    # wait / tftp_server
-    seconds: float = 0.0
-    on: bool = True
     timeout: float = 10.0
 
-    def summary(self) -> str:
-        if self.title:
-            return self.title
-        if self.kind == "engine":
-            return "camrescue " + " ".join(self.argv)
-        if self.kind == "console":
-            if self.lines:
-                return "type: " + " / ".join(self.lines)
-            sent = self.send.decode("latin-1")
-            s = f"send {sent!r}" if sent else ""
-            if self.expect:
-                s += (", " if s else "") + "expect " + " or ".join(repr(e) for e in self.expect)
-            return s or "console"
-        if self.kind in ("power_on", "power_cycle"):
-            return f"{self.kind.replace('_', ' ')}, then {self.then}"
-        if self.kind == "fault":
-            parts = []
-            if self.power_loss:
-                parts.append(
-                    "power loss after "
-                    + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in self.power_loss.items())
-                )
-            if self.link is not None:
-                parts.append(f"link faults {self.link or 'off'}")
-            if self.network is not None:
-                parts.append(f"network faults {self.network}")
-            return "; ".join(parts)
-        if self.kind == "wait":
-            return f"wait {self.seconds:g} s"
-        if self.kind == "tftp_server":
-            return f"lab TFTP server {'on' if self.on else 'off'}"
-        return self.kind.replace("_", " ")
+    def describe(self) -> str:
+        if self.lines:
+            return "type: " + " / ".join(self.lines)
+        sent = self.send.decode("latin-1")
+        s = f"send {sent!r}" if sent else ""
+        if self.expect:
+            s += (", " if s else "") + "expect " + " or ".join(repr(e) for e in self.expect)
+        return s or "console"
+
+
+@dataclass(kw_only=True)
+class PowerOnStep(StepBase):
+    """``power_on: {then: prompt|boot, expect: [...]}``."""
+
+    kind: ClassVar[str] = "power_on"
+    then: str = "boot"
+    expect: list[str] = field(default_factory=list)
+    timeout: float = 10.0
+
+    def describe(self) -> str:
+        return f"{self.kind.replace('_', ' ')}, then {self.then}"
+
+
+@dataclass(kw_only=True)
+class PowerCycleStep(PowerOnStep):
+    """``power_cycle: {...}``: off, then as :class:`PowerOnStep`."""
+
+    kind: ClassVar[str] = "power_cycle"
+
+
+@dataclass(kw_only=True)
+class PowerOffStep(StepBase):
+    """``power_off``."""
+
+    kind: ClassVar[str] = "power_off"
+
+
+@dataclass(kw_only=True)
+class FaultStep(StepBase):
+    """``fault: {...}``: arm faults of the shared vocabulary (:mod:`harness.lab.faults`)."""
+
+    kind: ClassVar[str] = "fault"
+    faults: list[Fault] = field(default_factory=list)
+
+    def describe(self) -> str:
+        return "; ".join(describe_fault(f) for f in self.faults)
+
+
+@dataclass(kw_only=True)
+class WaitStep(StepBase):
+    """``wait: SECONDS``."""
+
+    kind: ClassVar[str] = "wait"
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        return f"wait {self.seconds:g} s"
+
+
+@dataclass(kw_only=True)
+class TftpServerStep(StepBase):
+    """``tftp_server: on|off``: the lab's TFTP server between engine steps."""
+
+    kind: ClassVar[str] = "tftp_server"
+    on: bool = True
+
+    def describe(self) -> str:
+        return f"lab TFTP server {'on' if self.on else 'off'}"
+
+
+Step = (
+    EngineStep
+    | ConsoleStep
+    | PowerOnStep
+    | PowerCycleStep
+    | PowerOffStep
+    | FaultStep
+    | WaitStep
+    | TftpServerStep
+)
+STEP_CLASSES: tuple[type[StepBase], ...] = (
+    EngineStep,
+    ConsoleStep,
+    PowerOnStep,
+    PowerCycleStep,
+    PowerOffStep,
+    FaultStep,
+    WaitStep,
+    TftpServerStep,
+)
+
+
+def describe_fault(f: Fault) -> str:
+    """A fault in the words of a step summary."""
+    if isinstance(f, PowerLoss):
+        what = (
+            f"{f.program_bytes} programmed bytes"
+            if f.program_bytes is not None
+            else f"{f.erase_sectors} erased sectors"
+        )
+        return f"power loss after {what}" + _back(f.power_back)
+    if isinstance(f, LinkByteFault):
+        who = "the host sends" if f.direction == "host" else "the device prints"
+        what = {"power_cut": "power cut", "watchdog": "watchdog reset", "log_lines": "log lines"}
+        return f"{what[f.action]} at byte {f.at_byte} {who}" + _back(f.power_back)
+    if isinstance(f, TftpPowerCut):
+        return f"power cut after {f.after_packets} TFTP datagrams" + _back(f.power_back)
+    changed = {k: v for k, v in vars(f).items() if v != getattr(type(f)(), k)}
+    label = "link faults" if isinstance(f, LinkFaults) else "network faults"
+    return f"{label} {changed or 'off'}"
+
+
+def _back(power_back: float | None) -> str:
+    return f", power back after {power_back:g} s" if power_back is not None else ""
 
 
 @dataclass
@@ -283,10 +386,41 @@ class Scenario:
     files: dict[str, ImageSpec] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     expect: Expectations = field(default_factory=Expectations)
+    # variants: {device option: [values]}; the scenario runs once per combination
+    variants: dict[str, list[Any]] = field(default_factory=dict)
+    variant: dict[str, Any] = field(default_factory=dict)  # this run's values
 
     @property
     def main_device(self) -> str:
         return next(iter(self.devices))
+
+    @property
+    def variant_id(self) -> str:
+        """``hisilicon`` for ``{uboot: hisilicon}``; values joined by ``-``; "" without."""
+        return "-".join(str(v) for v in self.variant.values())
+
+    @property
+    def run_name(self) -> str:
+        """The name of this run: ``NAME[VARIANT]`` for a variant, else ``NAME``."""
+        return f"{self.name}[{self.variant_id}]" if self.variant else self.name
+
+    def expand(self) -> list[Scenario]:
+        """One scenario per combination of the variant values (itself when it has none)."""
+        if not self.variants:
+            return [self]
+        combos: list[dict[str, Any]] = [{}]
+        for key, values in self.variants.items():
+            combos = [{**c, key: v} for c in combos for v in values]
+        return [replace(self, variant=c) for c in combos]
+
+    def device_options(self, name: str) -> dict[str, Any]:
+        """The options device ``name`` is started with: its ``options:`` and, on the
+        scenario's board, this run's variant values."""
+        d = self.devices[name]
+        opts = dict(d.options)
+        if d.board == self.board:
+            opts.update(self.variant)
+        return opts
 
     def requirements(self) -> list[str]:
         """Capabilities this scenario needs: its boards' emulators, the engines of
@@ -300,7 +434,7 @@ class Scenario:
         for d in self.devices.values():
             add(d.board)
         for s in self.steps:
-            if s.kind == "engine":
+            if isinstance(s, EngineStep):
                 board = (
                     s.argv[0] if s.argv and s.argv[0] in BOARDS else self.devices[s.device].board
                 )

@@ -125,16 +125,17 @@ class ScenarioFile(pytest.File):
                 f"{self.path}:{sc.line}: name {sc.name!r} is already used by {other}; "
                 "scenario names must be unique"
             )
-        item = ScenarioItem.from_parent(self, name=sc.name, scenario=sc)
-        item.add_marker("scenario")
-        for board in {d.board for d in sc.devices.values()}:
-            item.add_marker(board)
-        for m in sc.markers:
-            self.config.addinivalue_line("markers", f"{m}: used by scenario files")
-            item.add_marker(m)
-        if self.config.pluginmanager.hasplugin("timeout"):
-            item.add_marker(pytest.mark.timeout(sc.timeout + 60))
-        yield item
+        for one in sc.expand():  # one item per variant: NAME[VALUE]
+            item = ScenarioItem.from_parent(self, name=one.run_name, scenario=one)
+            item.add_marker("scenario")
+            for board in {d.board for d in one.devices.values()}:
+                item.add_marker(board)
+            for m in one.markers:
+                self.config.addinivalue_line("markers", f"{m}: used by scenario files")
+                item.add_marker(m)
+            if self.config.pluginmanager.hasplugin("timeout"):
+                item.add_marker(pytest.mark.timeout(one.timeout + 60))
+            yield item
 
 
 class ScenarioFailed(Exception):
@@ -151,7 +152,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         sc = self.scenario
-        root = _scenario_root(self.config, sc.name)
+        root = _scenario_root(self.config, sc.run_name)
         res = run_scenario(
             sc,
             root,
@@ -176,7 +177,7 @@ class ScenarioItem(pytest.Item):
         return (
             self.path,
             self.scenario.line - 1,
-            f"scenario {self.scenario.name} ({self.scenario.board})",
+            f"scenario {self.scenario.run_name} ({self.scenario.board})",
         )
 
 

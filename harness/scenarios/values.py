@@ -19,7 +19,7 @@ import yaml
 
 from emulators.serial import LinkFaults
 from harness.boards import BOARDS
-from harness.lab.netfaults import TftpFaults
+from harness.lab.netfaults import DIRECTIONS, TftpFaults
 from harness.scenarios.model import (
     ANY_PLACEHOLDER_RE,
     MATCH_OPS,
@@ -33,7 +33,9 @@ from harness.scenarios.model import (
 from harness.scenarios.yamlnodes import NodeReader, describe_value, node_kind
 
 LINK_FAULT_KEYS = tuple(f.name for f in fields(LinkFaults))
-NETWORK_KEYS = tuple(f.name for f in fields(TftpFaults))
+# trigger_after is armed by a tftp_power_cut fault, which says what the trigger does
+NETWORK_KEYS = tuple(f.name for f in fields(TftpFaults) if f.name != "trigger_after")
+_RATES = ("bit_error_rate", "drop_rate", "burst_rate", "loss", "duplicate", "delay_rate")
 
 
 def parse_fault_fields(
@@ -45,7 +47,7 @@ def parse_fault_fields(
     out: dict[str, Any] = {}
     for k, (_, v) in m.items():
         w = f"{where}.{k}"
-        if k in ("bit_error_rate", "drop_rate", "burst_rate", "loss"):
+        if k in _RATES:
             x = ctx.number(v, w)
             if x is not None and x > 1:
                 ctx.problem(v, w, f"a rate is between 0 and 1, got {x:g}")
@@ -57,6 +59,10 @@ def parse_fault_fields(
                 out[k] = x
         elif k == "directions":
             x = ctx.choice(v, w, ("both", "tx", "rx"))
+            if x is not None:
+                out[k] = x
+        elif k == "direction":
+            x = ctx.choice(v, w, DIRECTIONS)
             if x is not None:
                 out[k] = x
         else:  # counts, possibly null
@@ -329,12 +335,16 @@ def parse_device_ref(ctx: NodeReader, node: yaml.Node, where: str, sc: Scenario)
     return name
 
 
-def check_placeholders(ctx: NodeReader, node: yaml.Node, where: str, text: str) -> None:
+def check_placeholders(
+    ctx: NodeReader, node: yaml.Node, where: str, text: str, extra: tuple[str, ...] = ()
+) -> None:
+    """Every ``{name}`` in ``text`` is a placeholder (or one of ``extra``: the variant keys)."""
+    known = PLACEHOLDERS + extra
     for m in ANY_PLACEHOLDER_RE.finditer(text):
-        if m.group(1) not in PLACEHOLDERS:
+        if m.group(1) not in known:
             ctx.problem(
                 node,
                 where,
                 f"unknown placeholder {{{m.group(1)}}}; known: "
-                + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
+                + ", ".join("{" + p + "}" for p in known),
             )
