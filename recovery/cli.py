@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from recovery import ports
 from recovery.errors import EXIT_CODES, EXIT_USAGE, exit_codes_epilog
 from recovery.hi3511 import cli as hi3511_cli
 from recovery.jsonout import print_json
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> list[str]:
     """Add the board subcommands; return the names of the boards added."""
     for _, module in BOARDS:
         module.register_cli(subparsers)
+    ports.register_cli(subparsers)  # camrescue ports (issue 20)
     return [name for name, _ in BOARDS]
 
 
