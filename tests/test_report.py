@@ -22,6 +22,7 @@ from harness.scenarios.report import (
     flash_map,
     render_html,
     write_html,
+    write_json,
 )
 
 SECTORS = [(i * 16, 16) for i in range(6)]
@@ -249,7 +250,22 @@ def test_report_renders_in_headless_chromium(tmp_path):
         assert bytes.fromhex(hex_colour) in colours, hex_colour
 
 
-def test_write_html_is_atomic(tmp_path: Path):
-    p = write_html([], tmp_path / "r" / "report.html")
-    assert p.read_text().startswith("<!DOCTYPE html>") and "no scenarios" in p.read_text()
-    assert not list((tmp_path / "r").glob("*.tmp"))
+@pytest.mark.parametrize("writer", [write_html, write_json], ids=["html", "json"])
+def test_reports_are_replaced_atomically(tmp_path: Path, writer):
+    """A reader of the old report (a browser, a CI step) keeps reading the whole old report
+    while a new one is written: the new one appears under the name in one step (a new
+    file renamed over the old), never as the old file truncated and rewritten."""
+    path = tmp_path / "r" / ("report.html" if writer is write_html else "results.json")
+    old_results = [ScenarioResult(name="old-run", board="hi3511", file="a.yaml", outcome="passed")]
+    writer(old_results, path)
+    old = path.read_bytes()
+    with open(path, "rb") as reader:  # opened before the rewrite
+        new_results = [
+            ScenarioResult(name=f"new-run-{i}", board="hi3511", file="a.yaml", outcome="failed")
+            for i in range(50)
+        ]
+        writer(new_results, path)
+        assert reader.read() == old  # the old report, whole
+    new = path.read_text()
+    assert "new-run-49" in new and "old-run" not in new
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary left
