@@ -320,3 +320,21 @@ def test_restore_refuses_to_overwrite_another_image(tmp_path):
             restore(port, out, progress=False, notify=quiet)
         assert flash_bytes(dev, other) == bytes(4096)
         assert dev.crash is None
+
+
+def test_restore_refuses_an_image_over_boot_info_whatever_its_flags(tmp_path):
+    """A dump directory whose image would land on BOOT INFO's block (a crafted or
+    mixed-up manifest, flags without 'f') is refused by address, before anything."""
+    out = tmp_path / "dump"
+    with W90P745Device(seed=15) as dev, Port(dev.path) as port:
+        dump(port, out, images=["webui"], progress=False, notify=quiet)
+        manifest = json.loads((out / "manifest.json").read_text())
+        for rec in manifest["images"]:
+            if rec["number"] == 8:
+                rec["base"] = 0x7F010000  # BOOT INFO's block
+        (out / "manifest.json").write_text(json.dumps(manifest))
+        before = dev.flash.snapshot()
+        with pytest.raises(RefusedError) as info:
+            restore(port, out, progress=False, notify=quiet)
+        assert dev.flash.snapshot() == before
+    assert "would overwrite the loader's BOOT INFO" in str(info.value)

@@ -1,28 +1,35 @@
 """Recovery engine for W90P745 cameras (Winbond boot loader, ``bootloader > ``).
 
 Written for a real camera on ``/dev/ttyUSB0`` and tested against the
-emulator. Facts from seed 001 and REFERENCE.md: console 115200 8N1; 2 MiB NOR
-flash at 0x7F000000, the loader in its first 64 KiB, BOOT INFO (image 0) at
-0x7F010000; the loader places images in 64 KiB blocks with a 64-byte record
-at the end of each image's last block.
+emulator. Facts from seed 001, REFERENCE.md and the family's loader source
+(WBLv1_1 ``shell/sh.c``, ``Xmodem/xmodem.c``, ``Src/flash.c``): console 115200
+8N1 after every reset (``B`` raises it until the next); 2 MiB NOR flash at
+0x7F000000, the loader in its first 64 KiB, BOOT INFO (image 0) at
+0x7F010000; images at 64 KiB block addresses, each with a 52-byte footer at
+the end of its last block (or of the next one) holding its checksum.
 
 This module holds the operations (``info``, ``dump``, ``restore``):
 
-* **Dumps** read every 256-byte page of each chosen image with ``d``
-  (:meth:`W90Console.read_page`: rows confirmed by agreeing reads). The
-  image is appended to ``<file>.part`` and a state file names the image, so
-  an interrupted dump resumes at the last whole page. Finished images are
-  renamed into place and listed in ``manifest.json`` (table entry, size,
-  sha256, date), written atomically after each image; a directory that holds
-  a dump of a different table is refused.
+* **Dumps** read every 256-byte page of each chosen image once with ``d``
+  (bare ``d`` after the first, one page ahead) and check the image against
+  its footer's ``image_checksum``; only when that fails is every page read
+  again (differing pages until two reads agree); an image without a usable
+  footer is read twice. The image is appended to ``<file>.part`` and a state
+  file names the image, so an interrupted dump resumes at the last whole
+  page. Finished images are renamed into place and listed in
+  ``manifest.json`` (table entry, size, sha256, date, how it was verified),
+  written atomically after each image; a directory that holds a dump of a
+  different table is refused.
 * **Restores** check the dump first (manifest readable, every file present
   with its size and sha256) and the plan (inside the flash, clear of the
-  loader and of images that stay), then write each image with ``fx`` over
-  Xmodem-CRC (1K blocks while 1024 bytes remain, then 128: the loader keeps
-  the received length as the image size, so a size that is a multiple of
-  128 comes back exactly), then read it back with ``d`` and compare. An
-  image whose number is still in use is deleted first (``fx`` refuses a
-  used number); BOOT INFO is never rewritten.
+  loader, of BOOT INFO and of images that stay), then write each image with
+  ``fx`` over Xmodem-CRC in 128-byte blocks (``fx`` deletes an existing image
+  N before it receives: it is answered only now), check that ``ls`` lists
+  exactly the padded size sent (a resent block that the loader stored 128
+  bytes further on makes it larger: delete, send again), and read the image
+  back with ``d`` (``verify="full"``). A failed transfer is sent again; a
+  restore that cannot finish names the missing image, the intact ones and
+  the command that finishes the job. BOOT INFO is never rewritten.
 
 The parts, one job each:
 
@@ -94,7 +101,6 @@ from recovery.xmodem import padded_length
 
 FLASH_BASE = 0x7F000000
 DEFAULT_FLASH_SIZE = 0x200000
-RECORD_SIZE = 64  # an image record sits in the last 64 bytes of the image's last block
 LOADER_END = 0x7F010000  # the boot loader's own block; BOOT INFO starts here
 
 
@@ -462,6 +468,22 @@ def _plan_checks(todo: list[DumpImage], current: list[ImageEntry], flash_size: i
                 hint="leave it out of --images; set the configuration with the loader's SET",
             )
         check_fx_entry(e)
+        for info in current:
+            # BOOT INFO by its place on the camera, whatever the dump says of this image
+            if (info.number == 0 or info.is_boot_info) and _blocks(
+                e, padded_length(e.size)
+            ) & _blocks(info, info.size):
+                raise RefusedError(
+                    f"image {e.number} ({e.name}) at 0x{e.base:08X} would overwrite the "
+                    f"loader's BOOT INFO (image {info.number} at 0x{info.base:08X})",
+                    flash_state="untouched",
+                    hint="this dump does not fit this camera's table; check the dump directory",
+                )
+        if e.number == 0:
+            raise RefusedError(
+                f"image 0 ({e.name}) is the loader's BOOT INFO number; camrescue does not write it",
+                flash_state="untouched",
+            )
         if e.base < LOADER_END or e.end > flash_end:
             raise RefusedError(
                 f"image {e.number} ({e.name}) at 0x{e.base:08X}..0x{e.end:08X} is outside "
@@ -481,9 +503,10 @@ def _plan_checks(todo: list[DumpImage], current: list[ImageEntry], flash_size: i
 
 
 def _blocks(entry: ImageEntry, size: int) -> set[int]:
-    """The flash blocks an image occupies: its data and, after it, its record."""
+    """The flash blocks an image occupies: its data and its footer (WriteImage puts it
+    at the end of the last block, or of the next one when fewer than 52 bytes are left)."""
     first = entry.base // FLASH_BLOCK
-    last = (entry.base + size + RECORD_SIZE - 1) // FLASH_BLOCK
+    last = footer_address(entry.base, size) // FLASH_BLOCK
     return set(range(first, last + 1))
 
 
