@@ -23,6 +23,7 @@ from typing import Any
 
 from harness.lab.power import add_power_parser
 from harness.lab.serve import add_serve_options, serving
+from harness.practice import add_sample_image_parser, recipe_lines
 
 BOARDS = {
     "hi3511": ("emulators.hi3511", "Hi3511Device"),
@@ -34,9 +35,11 @@ EMULATE_EPILOG = """\
 examples:
   camrescue emulate hi3511 --flash cam.bin --tftp-root ./tftp
       serve a Hi3511 whose flash lives in cam.bin (created with vendor-like
-      firmware when missing); open the printed port with
-      picocom -b 115200 /dev/pts/N and type the seed's commands. TFTP traffic
-      goes to the server started on 127.0.0.1:6969 serving ./tftp.
+      firmware when missing); it prints the engine command to paste
+      (camrescue hi3511 info --port /dev/pts/N --no-server --tftp-root ./tftp
+      --reboot), or open the port with picocom -b 115200 /dev/pts/N and type
+      U-Boot commands. TFTP traffic goes to the server started on
+      127.0.0.1:6969 serving ./tftp.
   camrescue emulate w90p745 --link /tmp/ttyCAM0
       a W90P745 reachable at the stable path /tmp/ttyCAM0.
   camrescue emulate hi3511 --serve rfc2217://127.0.0.1:5511 --control /tmp/cam.ctl
@@ -48,6 +51,22 @@ examples:
 The device runs in fast mode (no waiting) unless --realtime is given.
 kill -HUP PID power-cycles it (to rehearse "power-cycle the camera now");
 Ctrl-C stops it and keeps its flash file.
+"""
+
+TOP_EPILOG = """\
+examples:
+  camrescue ports
+      which serial ports this computer has (USB adapters, /dev/serial/by-id)
+  camrescue hi3511 info --port /dev/ttyUSB0
+      what is this camera? (then power it on)
+  camrescue emulate hi3511 --flash cam.bin
+      an emulated camera to rehearse on; it prints the engine command to paste
+  camrescue sample-image hi3511 --out sample-root.jffs2
+      a practice root file system to flash on the emulated camera
+  camrescue scenarios list
+      the bundled scenarios
+
+Run 'camrescue COMMAND --help' for a command's options and more examples.
 """
 
 
@@ -132,7 +151,15 @@ def run_emulate(args: argparse.Namespace) -> int:
     if getattr(args, "tftp_root", None) is not None:
         from harness.lab.tftp import TftpServer
 
-        server = TftpServer(args.tftp_root, args.tftp_server[0], args.tftp_server[1]).start()
+        try:
+            server = TftpServer(args.tftp_root, args.tftp_server[0], args.tftp_server[1]).start()
+        except OSError as e:
+            print(
+                f"error: {e}. Another emulator or camrescue command holds that UDP port: "
+                "stop it, or give --tftp-server 127.0.0.1:PORT with a free PORT.",
+                file=sys.stderr,
+            )
+            return 5
     stop = threading.Event()
     cycle = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -149,6 +176,7 @@ def run_emulate(args: argparse.Namespace) -> int:
             if server is not None:
                 print(f"tftp: {args.tftp_root} on {args.tftp_server[0]}:{args.tftp_server[1]}")
             print("open it with: picocom -b 115200 " + str(args.link or dev.path))
+            print("\n".join(recipe_lines(args.board, str(args.link or dev.path), args)))
             print(f"kill -HUP {os.getpid()} power-cycles it; Ctrl-C stops it.", flush=True)
             try:
                 while not stop.is_set():
@@ -169,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="camrescue",
         description="Recover IP cameras over their serial console, and test that without hardware.",
-        epilog="Run 'camrescue COMMAND --help' for a command's options and examples.",
+        epilog=TOP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     try:
@@ -180,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         print(f"note: engine commands unavailable ({e})", file=sys.stderr)
     add_emulate_parser(sub)
     add_power_parser(sub)
+    add_sample_image_parser(sub)
     try:
         from harness.fuzz.cli import hook_scenarios
         from harness.scenarios.cli import register_cli
