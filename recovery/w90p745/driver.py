@@ -1,10 +1,12 @@
 """The W90P745 boot loader's console (``bootloader > ``): the driver the operations use.
 
-Facts from seed 001 and REFERENCE.md: console 115200 8N1; at power-on the
+Facts from seed 001, REFERENCE.md and the family's loader source (WBLv1_1
+``shell/sh.c``, ``Xmodem/xmodem.c``): console 115200 8N1; at power-on the
 loader prints its banner and ``Press ESC to enter debug mode``; ESC in that
 window gives the prompt ``bootloader > ``. ``ls -al`` lists the image table;
-``d 0x<addr>`` shows 256 bytes (format in :mod:`recovery.w90_dump`); ``fx``
-programs an image into flash from an Xmodem-CRC/1K download.
+``d 0x<addr>`` shows 256 bytes and a bare ``d`` the next 256 (format in
+:mod:`recovery.w90p745.parsers`); ``fx`` programs an image into flash from an
+Xmodem-CRC download in 128-byte blocks.
 
 What the driver does, and why:
 
@@ -20,16 +22,15 @@ What the driver does, and why:
   loader's own strings) is not taken for it.
 * **Pages** are read with ``d``. Each line of a page is checked on its own
   (well formed, the address column one of the page's rows, the hex and ASCII
-  columns agreeing); a row is accepted when two reads that passed these
-  checks agree on it and no other reading competes (``reads=2``, the
-  default), so a page hit by noise is assembled from the good rows of several
-  reads. Agreement is needed because a flipped bit can turn one hex digit
-  into another while the ASCII column shows ``.`` for both values; measured
-  on the emulator at a bit error rate of 1e-4, single reads gave a silently
-  wrong 8.6 KiB image in 23 runs of 30, agreeing reads in none. When more
-  than 0.5 % of the rows read are damaged the driver asks for three agreeing
-  reads. ``reads=1`` trusts one read that passes the strict page check
-  (header, 16 lines, all checks): twice as fast, for clean lines only. A
+  columns agreeing: DEL printed raw, ``.`` for any byte <= 0x20 or > 0x7F).
+  ``reads=1`` (what dumps use: the image is then checked against its
+  footer's checksum by the operations) takes one read that passes the strict
+  page check. With ``reads=2`` a row is accepted when two reads that passed
+  the checks agree on it and no other reading competes, so a page hit by
+  noise is assembled from the good rows of several reads; agreement catches
+  a flipped bit that turns one hex digit into another behind a ``.`` in the
+  ASCII column. When more than 0.5 % of the rows read are damaged the driver
+  asks for one more agreeing read. A
   page that cannot be confirmed in ``page_tries`` reads is a clear error
   naming its address. The image table (``ls -al``) is read until two
   complete listings agree, and a line that is not an image line fails the
