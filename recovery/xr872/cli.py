@@ -225,6 +225,15 @@ FLASH_MAX = 16 << 20
 _MAN = (".json",)
 
 
+def _backup_outputs(a: argparse.Namespace) -> list[Output]:
+    """--backup, or the directory the automatic backup name goes to (room for it)."""
+    if a.no_backup:
+        return []
+    if a.backup:
+        return [Output("--backup", a.backup, size=FLASH_MAX, sidecars=_MAN)]
+    return [Output("the automatic backup's directory", ".", size=FLASH_MAX, kind="dir")]
+
+
 def _cli_dump(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = dump(_options(a), a.out, resume=not a.no_resume, reboot=a.reboot, log=_logger(a))
@@ -263,7 +272,7 @@ def _cli_write(a: argparse.Namespace) -> int:
         a,
         "xr872 write",
         run,
-        outputs=[Output("--backup", a.backup, size=FLASH_MAX, sidecars=_MAN)],
+        outputs=_backup_outputs(a),
         inputs=[Input("IMAGE", a.image)],
     )
 
@@ -286,7 +295,7 @@ def _cli_clone(a: argparse.Namespace) -> int:
         a,
         "xr872 clone",
         run,
-        outputs=[Output("--backup", a.backup, size=FLASH_MAX, sidecars=_MAN)],
+        outputs=_backup_outputs(a),
         inputs=[Input("--from", a.donor)],
     )
 
