@@ -58,17 +58,44 @@ def run_engine(*argv: str) -> tuple[int, dict, str]:
     return code, payload, err.getvalue()
 
 
+VARIANTS = ["hisilicon", "upstream"]
+
+
+class Flash(bytes):
+    """A flash image and the U-Boot tree (``uboot_variant``) it was built for."""
+
+    uboot: str | None = None
+
+    @classmethod
+    def of(cls, data: bytes, uboot: str | None) -> Flash:
+        f = cls(data)
+        f.uboot = uboot
+        return f
+
+
+def flash_for(firmware: str, uboot: str | None, **kw) -> Flash:
+    return Flash.of(vendor_flash(firmware, uboot=uboot or "upstream", **kw), uboot)
+
+
+def device(flash: bytes, **kw) -> Hi3511Device:
+    """The emulated camera running the U-Boot tree the flash image was built for."""
+    return Hi3511Device(initial_flash=flash, uboot_variant=getattr(flash, "uboot", None), **kw)
+
+
 def stop_autoboot(dev: Hi3511Device) -> None:
-    """Power on with a terminal attached and stop the countdown, as a person would, so the
-    engine finds the prompt however slowly the test machine gets to run it."""
-    with serial.Serial(dev.path, 115200, timeout=0.05) as term:
+    """Power on with a terminal attached and stop the countdown, as a person would (a
+    space every ~30 ms: HiSilicon's countdown of 0 s takes only a key already waiting), so
+    the engine finds the prompt however slowly the test machine gets to run it."""
+    with serial.Serial(dev.path, 115200, timeout=0.03) as term:
         dev.power_on()
         seen = b""
         deadline = time.monotonic() + 10
-        while b"Hit any key to stop autoboot" not in seen:
+        while b"hilinux # " not in seen:
             assert time.monotonic() < deadline, seen
+            term.write(b" ")
             seen += term.read(4096)
-        term.write(b" ")
+        term.write(b"\x03")  # drops the spaces typed after the prompt
+        seen = b""
         while not seen.endswith(b"hilinux # "):
             assert time.monotonic() < deadline, seen
             seen += term.read(4096)
@@ -79,7 +106,7 @@ def camera(flash: bytes, *, at_prompt: bool = True) -> Iterator[tuple[Hi3511Devi
     """A powered emulated camera (at its prompt, or left to boot Linux) and the engine
     options that reach it."""
     port = free_udp_port()
-    dev = Hi3511Device(initial_flash=flash, tftp_server=("127.0.0.1", port))
+    dev = device(flash, tftp_server=("127.0.0.1", port))
     try:
         if at_prompt:
             stop_autoboot(dev)
@@ -91,9 +118,10 @@ def camera(flash: bytes, *, at_prompt: bool = True) -> Iterator[tuple[Hi3511Devi
         dev.close()
 
 
-@pytest.fixture(scope="module")
-def flash_a() -> bytes:
-    return vendor_flash("A")
+@pytest.fixture(scope="module", params=VARIANTS)
+def flash_a(request) -> Flash:
+    """Every test of this module runs on both U-Boot trees."""
+    return flash_for("A", request.param)
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +164,7 @@ def test_info_reads_the_board(flash_a, tmp_path):
 
 
 def test_attach_catches_the_autoboot_countdown_at_power_on(flash_a):
-    dev = Hi3511Device(initial_flash=flash_a)
+    dev = device(flash_a)
     try:
         with Port(dev.path) as port:
             dev.power_on()
@@ -297,7 +325,7 @@ def test_skip_erase_reproduces_the_seeds_crc_errors(flash_a, image_b):
 
 
 def test_restore_puts_the_backup_back(backup_a, flash_a, tmp_path):
-    with camera(vendor_flash("B")) as (dev, opts):
+    with camera(flash_for("B", flash_a.uboot)) as (dev, opts):
         code, r, _ = run_engine(
             "hi3511", "restore", *opts, str(backup_a[0]), "--cat", "/etc/version", "--no-backup"
         )
@@ -311,7 +339,7 @@ def test_restore_puts_the_backup_back(backup_a, flash_a, tmp_path):
 def test_restore_a_seed_style_dump_without_manifest(backup_a, flash_a, tmp_path):
     dump = tmp_path / "recovery.bin"  # the seed's `tftp 0x34100000 recovery.bin 0xf00000`
     dump.write_bytes(backup_a[0].read_bytes())
-    with camera(vendor_flash("B")) as (dev, opts):
+    with camera(flash_for("B", flash_a.uboot)) as (dev, opts):
         code, r, _ = run_engine(
             "hi3511",
             "restore",
@@ -339,7 +367,7 @@ def test_boot_reports_the_mount(flash_a):
 def test_boot_of_a_zeroed_root_reports_the_panic(flash_a):
     blank = bytearray(flash_a)
     blank[ROOT_OFF : ROOT_OFF + ROOT_SIZE] = bytes(ROOT_SIZE)  # no valid node anywhere
-    with camera(bytes(blank)) as (dev, opts):
+    with camera(Flash.of(bytes(blank), flash_a.uboot)) as (dev, opts):
         code, r, _ = run_engine("hi3511", "boot", *opts)
     assert code == 8 and r["mounted"] is False
     assert r["panic"].startswith("Kernel panic - not syncing: VFS: Unable to mount root fs")

@@ -12,21 +12,25 @@ import socket
 
 import pytest
 
-from harness.firmware import root_image, vendor_flash
+from harness.firmware import root_image
 from harness.lab.tftp import TftpServer as HarnessTftpServer
 from tests.test_hi3511_engine import (
     ROOT_OFF,
     ROOT_SIZE,
+    VARIANTS,
     camera,
+    device,
+    flash_for,
     free_udp_port,
     run_engine,
     stop_autoboot,
 )
 
 
-@pytest.fixture(scope="module")
-def flash_a() -> bytes:
-    return vendor_flash("A")
+@pytest.fixture(scope="module", params=VARIANTS)
+def flash_a(request) -> bytes:
+    """Every test of this module runs on both U-Boot trees."""
+    return flash_for("A", request.param)
 
 
 @pytest.fixture
@@ -122,9 +126,7 @@ def test_a_file_missing_on_the_tftp_server_leaves_the_flash_alone(flash_a, image
     staged.mkdir()
     port = free_udp_port()
     with HarnessTftpServer(tmp_path / "other", port=port):
-        from emulators.hi3511 import Hi3511Device
-
-        dev = Hi3511Device(initial_flash=flash_a, tftp_server=("127.0.0.1", port))
+        dev = device(flash_a, tftp_server=("127.0.0.1", port))
         try:
             stop_autoboot(dev)
             code, r, _ = run_engine(
@@ -296,9 +298,8 @@ def test_no_server_mode_with_tftpd_hpa(flash_a, image_b, tmp_path):
                     break  # tftpd holds the port
             time.sleep(0.02)
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        from emulators.hi3511 import Hi3511Device
 
-        dev = Hi3511Device(initial_flash=flash_a, tftp_server=("127.0.0.1", port))
+        dev = device(flash_a, tftp_server=("127.0.0.1", port))
         stop_autoboot(dev)
         with dev:
             code, r, _ = run_engine(

@@ -129,14 +129,14 @@ def test_only_loopback_is_accepted():
 
 @pytest.fixture(scope="module")
 def vendor_a() -> bytes:
-    return vendor_flash("A")
+    return vendor_flash("A", uboot="upstream")  # the texts asserted are upstream's
 
 
 @pytest.fixture
 def camera(vendor_a, server):
     """A Hi3511 at its prompt whose TFTP goes through a proxy to ``server``."""
     proxy = TftpFaultProxy(("127.0.0.1", server.port))
-    dev = Hi3511Device(initial_flash=vendor_a, tftp_server=proxy.address)
+    dev = Hi3511Device(initial_flash=vendor_a, tftp_server=proxy.address, uboot_variant="upstream")
     try:
         term = attach(dev)
         yield dev, term, proxy

@@ -109,7 +109,7 @@ def hi3511_flash(bootdelay: int) -> bytes:
     }
     body = b"".join(f"{k}={v}".encode() + b"\0" for k, v in env.items()) + b"\0"
     body += b"\0" * (ENV_SIZE - 4 - len(body))
-    flash = bytearray(vendor_flash("A"))
+    flash = bytearray(vendor_flash("A", uboot="upstream"))  # env at 0x80000
     flash[ENV_OFFSET : ENV_OFFSET + ENV_SIZE] = struct.pack("<I", zlib.crc32(body)) + body
     return bytes(flash)
 
@@ -127,7 +127,9 @@ def hi3511_at_prompt(dev: Hi3511Device) -> TimedReader:
 
 
 def test_hi3511_autoboot_countdown_takes_a_second_per_step():
-    with closing(Hi3511Device(initial_flash=hi3511_flash(2), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(initial_flash=hi3511_flash(2), realtime=True, uboot_variant="upstream")
+    ) as dev:
         host = TimedReader(dev.path)
         try:
             dev.power_on()
@@ -147,7 +149,9 @@ def test_hi3511_autoboot_countdown_takes_a_second_per_step():
 
 
 def test_hi3511_key_inside_the_countdown_stops_it_at_once():
-    with closing(Hi3511Device(initial_flash=hi3511_flash(2), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(initial_flash=hi3511_flash(2), realtime=True, uboot_variant="upstream")
+    ) as dev:
         host = TimedReader(dev.path)
         try:
             dev.power_on()
@@ -166,7 +170,9 @@ def test_hi3511_key_inside_the_countdown_stops_it_at_once():
 def test_hi3511_autoboot_window_is_not_cut_short_for_a_slow_host():
     """A host that reads nothing for 0.8 s can still stop the countdown: in real time the
     window is the device's whole second, not fast mode's grace after the host read."""
-    with closing(Hi3511Device(initial_flash=hi3511_flash(2), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(initial_flash=hi3511_flash(2), realtime=True, uboot_variant="upstream")
+    ) as dev:
         host = TimedReader(dev.path)
         try:
             dev.power_on()
@@ -227,7 +233,13 @@ def test_w90p745_esc_inside_the_window_gives_the_prompt():
 
 def test_hi3511_sector_erase_takes_its_datasheet_time():
     """S29GL128-class profile: 0.5 s per 128 KiB sector, one dot as each one finishes."""
-    with closing(Hi3511Device(initial_flash=vendor_flash("A"), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(
+            initial_flash=vendor_flash("A", uboot="upstream"),
+            realtime=True,
+            uboot_variant="upstream",
+        )
+    ) as dev:
         host = hi3511_at_prompt(dev)
         try:
             t_cmd = time.monotonic()
@@ -246,7 +258,13 @@ def test_hi3511_sector_erase_takes_its_datasheet_time():
 
 
 def test_hi3511_console_output_runs_at_the_baud():
-    with closing(Hi3511Device(initial_flash=vendor_flash("A"), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(
+            initial_flash=vendor_flash("A", uboot="upstream"),
+            realtime=True,
+            uboot_variant="upstream",
+        )
+    ) as dev:
         host = hi3511_at_prompt(dev)
         try:
             t_cmd = time.monotonic()
@@ -322,7 +340,13 @@ def test_hi3511_engine_erase_waits_as_long_as_the_sectors_need():
     from recovery.hi3511.flashmap import Region
     from recovery.transport import Port
 
-    with closing(Hi3511Device(initial_flash=vendor_flash("A"), realtime=True)) as dev:
+    with closing(
+        Hi3511Device(
+            initial_flash=vendor_flash("A", uboot="upstream"),
+            realtime=True,
+            uboot_variant="upstream",
+        )
+    ) as dev:
         with Port(dev.path, BAUD, timeout=10) as port:
             dev.power_on()
             ub = UBoot(port)

@@ -10,6 +10,8 @@ Both variants:
   line, Ctrl-W a word; TAB echoes spaces to the next 8-column stop; NUL is ignored;
   a full buffer (CFG_CBSIZE - 2 characters) beeps ``\\a``; Ctrl-C abandons the line
   (the caller prints what its main loop prints).
+* ``ctrlc()``, which long commands call now and then, reads one waiting character
+  per call (common/console.c): typing ahead during ``md`` loses characters.
 * ``CONFIG_BOOT_RETRY_TIME`` (an option, see :class:`IdleTimeout`): while no input
   is waiting and the deadline has passed, readline gives up.
 
@@ -46,6 +48,13 @@ class UBootConsole(Console):
         self.cbsize = variant.cbsize
         self.history: list[str] = [""] * HISTORY
         self.hist_pos = HISTORY  # _cur_cmdline_pos, HISTORY = never used
+
+    def ctrlc(self) -> bool:
+        """common/console.c ``ctrlc()``: reads one waiting character; True if it was
+        Ctrl-C (other characters are lost, one per call)."""
+        if not self.uart.input_waiting():
+            return False
+        return self.uart.read(1, 0) == b"\x03"
 
     def readline(self, prompt: str, deadline: float | None = None) -> str:  # type: ignore[override]
         """One line; raises Interrupted (Ctrl-C) or IdleTimeout (``deadline``, monotonic)."""

@@ -23,8 +23,9 @@ Two U-Boot variants (``uboot_variant``), :class:`Variant`:
   ``include/configs/hi3511v110.h`` gives CFG_CBSIZE 1024, CONFIG_HISILICON,
   CONFIG_ZERO_BOOTDELAY_CHECK, CONFIG_BOOTDELAY 2, CFG_ENV_OFFSET 0x40000 with
   CFG_ENV_SIZE 0x20000, CFG_FLASH_PROTECTION, CFG_FLASH_USE_BUFFER_WRITE,
-  CONFIG_HW_WATCHDOG and CFG_CMDLINE_HISTORYS 8. The factory ``bootdelay`` is 0:
-  the seed's ``Hit any key to stop autoboot:  0`` fits it (REFERENCE.md).
+  CONFIG_HW_WATCHDOG and CFG_CMDLINE_HISTORYS 8. The seed's ``Hit any key to stop
+  autoboot:  0`` fits a saved ``bootdelay`` of 0 or of 1 (what a terminal shows once
+  the second has passed); both are modelled (harness.firmware.hi3511 saves 1).
 * ``upstream``: U-Boot 1.1.4 as released (REFERENCE.md "U-Boot 1.1.4 console
   behaviour (upstream)"), with the seed's banner, prompt and help listing;
   environment at 0x80000, CFG_ENV_SIZE 0x10000 (assumption: a 512 KiB monitor
@@ -144,7 +145,7 @@ HISILICON = Variant(
     env_offset=0x40000,  # include/configs/hi3511v110.h CFG_ENV_OFFSET
     env_size=0x20000,  # include/configs/hi3511v110.h CFG_ENV_SIZE
     cbsize=1024,  # include/configs/hi3511v110.h CFG_CBSIZE
-    factory_bootdelay="0",  # the seed's "autoboot:  0" (REFERENCE.md)
+    factory_bootdelay="1",  # harness.firmware.hi3511's saved value (0 also fits the seed)
     config_bootdelay=2,  # include/configs/hi3511v110.h CONFIG_BOOTDELAY
     tftp_timeout=3.0,  # net/tftp.c TIMEOUT (3*CFG_HZ)
     tftp_timeout_option=20,  # net/tftp.c SERVER_TIME_OUT
@@ -162,7 +163,7 @@ UPSTREAM = Variant(
     tftp_timeout_count=10,
 )
 VARIANTS = {v.name: v for v in (HISILICON, UPSTREAM)}
-DEFAULT_VARIANT = "upstream"
+DEFAULT_VARIANT = "hisilicon"
 
 
 def variant(name: str | None) -> Variant:

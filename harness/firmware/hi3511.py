@@ -26,11 +26,13 @@ Assumptions (the seed is silent on them):
   ``name=value\\0`` strings and an empty string, the data area being CFG_ENV_SIZE
   - 4 bytes. Where depends on the boot loader (``uboot``, as the emulator's
   ``uboot_variant``): HiSilicon's tree keeps it at 0x040000 with CFG_ENV_SIZE
-  0x20000 (github zhhejun/u-boot-1.1.4 include/configs/hi3511v110.h) and the
-  factory ``bootdelay`` is 0 (the seed's ``autoboot:  0``); the upstream layout
-  puts it at 0x080000 with 0x10000 and ``bootdelay`` 1. :func:`uboot_env` writes
-  it; pass ``env=False`` to :func:`vendor_flash` for a board whose sector is
-  blank. The settings JFFS2 uses only the first erase block of its partition.
+  0x20000 (github zhhejun/u-boot-1.1.4 include/configs/hi3511v110.h); the upstream
+  layout puts it at 0x080000 with 0x10000. The factory ``bootdelay`` is 1 (a
+  terminal shows the seed's ``autoboot:  0`` once that second has passed, and the
+  seed's author stopped it by pressing a key "at that step"); ``bootdelay="0"`` gives
+  a board where only a key already waiting counts (REFERENCE.md says 0 fits the seed
+  too). :func:`uboot_env` writes it; pass ``env=False`` to :func:`vendor_flash` for
+  a board whose sector is blank. The settings JFFS2 uses only the first erase block of its partition.
 * The root is what a user flashes: the mkfs.jffs2 output without padding, so
   everything after it up to 0xF00000 is 0xFF, as after ``erase`` + ``tftp``.
 * ``.pkg`` header: the seed says only "144 bytes (188 in older versions), then the
@@ -56,10 +58,10 @@ N_SECTORS = FLASH_SIZE // SECTOR
 UBOOT_OFFSET = 0x000000
 # boot loader variant -> (environment offset, CFG_ENV_SIZE, factory bootdelay)
 ENV_LAYOUTS = {
-    "hisilicon": (0x040000, 0x20000, "0"),
+    "hisilicon": (0x040000, 0x20000, "1"),
     "upstream": (0x080000, 0x10000, "1"),
 }
-DEFAULT_UBOOT = "upstream"
+DEFAULT_UBOOT = "hisilicon"
 ENV_OFFSET, ENV_SIZE, _ = ENV_LAYOUTS[DEFAULT_UBOOT]
 FACTORY_ENV = (
     ("bootargs", None),  # filled from BOOTARGS below
@@ -216,12 +218,17 @@ def settings_image(seed: int = 0) -> bytes:
     return build_jffs2(tree, erase_size=SECTOR)
 
 
-def uboot_env(variables: dict[str, str] | None = None, *, uboot: str = DEFAULT_UBOOT) -> bytes:
+def uboot_env(
+    variables: dict[str, str] | None = None,
+    *,
+    uboot: str = DEFAULT_UBOOT,
+    bootdelay: str | None = None,
+) -> bytes:
     """The environment's CFG_ENV_SIZE bytes as ``saveenv`` writes them."""
-    _, size, bootdelay = ENV_LAYOUTS[uboot]
+    _, size, factory_delay = ENV_LAYOUTS[uboot]
     if variables is None:
         variables = {k: (v if v is not None else BOOTARGS) for k, v in FACTORY_ENV}
-        variables["bootdelay"] = bootdelay
+        variables["bootdelay"] = bootdelay if bootdelay is not None else factory_delay
     body = b"".join(f"{k}={v}".encode("latin-1") + b"\0" for k, v in variables.items()) + b"\0"
     if len(body) > size - 4:
         raise ValueError("environment does not fit in CFG_ENV_SIZE")
@@ -238,6 +245,7 @@ def vendor_flash(
     kernel_size: int = DEFAULT_KERNEL_SIZE,
     env: bool = True,
     uboot: str = DEFAULT_UBOOT,
+    bootdelay: str | None = None,
 ) -> bytes:
     """A full 16 MiB flash image as the camera leaves the factory (see module doc),
     for the boot loader ``uboot`` (``hisilicon`` or ``upstream``).
@@ -254,7 +262,7 @@ def vendor_flash(
 
     put(UBOOT_OFFSET, uboot_blob(seed))
     if env:
-        put(ENV_LAYOUTS[uboot][0], uboot_env(uboot=uboot))
+        put(ENV_LAYOUTS[uboot][0], uboot_env(uboot=uboot, bootdelay=bootdelay))
     put(KERNEL_OFFSET, build_uimage(fake_kernel(kernel_size, seed), name=KERNEL_NAME))
     put(ROOT_OFFSET, root_image(firmware, size_hint=root_size, seed=seed))
     put(SETTINGS_OFFSET, settings_image(seed))
