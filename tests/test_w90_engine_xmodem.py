@@ -200,3 +200,73 @@ def test_nak_retransmits_then_gives_up(pty_pair):
     finally:
         stop.set()
         t.join()
+
+
+@given(st.binary(max_size=300))
+def test_crc16_xmodem_is_crc_hqx(data):
+    import binascii
+
+    assert crc16_xmodem(data) == binascii.crc_hqx(data, 0)
+
+
+def _read_blocks(fd: int, n: int, size: int = 133) -> bytes:
+    got = b""
+    while len(got) < n * size:
+        select.select([fd], [], [], 2)
+        got += os.read(fd, 4096)
+    return got
+
+
+def test_stray_first_ack_keeps_the_sender_in_step(pty_pair):
+    """A receiver like the W90 loader's: ACK before reading block 1, then the block's
+    own ACK. With first_block_acks=2 the sender sends block 2 only after both."""
+    master, slave = pty_pair
+    order: list[str] = []
+
+    def receiver():
+        os.write(slave, b"C")
+        _read_blocks(slave, 1)
+        os.write(slave, b"\x06")  # stray
+        order.append("stray")
+        threading.Event().wait(0.3)
+        r, _, _ = select.select([slave], [], [], 0)
+        order.append("block 2 early" if r else "waited")
+        os.write(slave, b"\x06")  # block 1's own
+        _read_blocks(slave, 1)
+        os.write(slave, b"\x06")
+        select.select([slave], [], [], 2)
+        os.read(slave, 10)  # EOT
+        os.write(slave, b"\x06")
+
+    t = threading.Thread(target=receiver)
+    t.start()
+    result = send(
+        FdLink(master), b"y" * 256, use_1k=False, start_timeout=2, ack_timeout=2, first_block_acks=2
+    )
+    t.join()
+    assert order == ["stray", "waited"]
+    assert result.blocks == 2 and result.eot_acked
+
+
+def test_no_resend_into_a_receiver_that_never_times_out(pty_pair):
+    """resend_on_timeout=False: a block without an answer ends the transfer at once."""
+    master, slave = pty_pair
+
+    def receiver():
+        os.write(slave, b"C")
+        _read_blocks(slave, 1)  # and then silence
+
+    t = threading.Thread(target=receiver)
+    t.start()
+    link = FdLink(master)
+    with pytest.raises(XmodemError, match="block 1 .* got no answer"):
+        send(
+            link,
+            b"z" * 128,
+            use_1k=False,
+            start_timeout=2,
+            ack_timeout=0.3,
+            resend_on_timeout=False,
+        )
+    t.join()
+    assert len(link.sent) == 133  # sent once, never again

@@ -43,7 +43,10 @@ def _open(args: argparse.Namespace) -> Port:
         while not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.02)
     try:
-        return Port(path, 115200, transcript=args.transcript)  # the loader starts at 115200
+        # dump and restore attach at 115200 (the loader's rate after every reset) and
+        # raise it with B; info talks at --baud as it always did
+        speed = 115200 if getattr(args, "op_speed", False) else args.baud
+        return Port(path, speed or 115200, transcript=args.transcript)
     except TransportError as e:
         raise ConsoleError(str(e), flash_state="untouched") from e
 
@@ -80,20 +83,18 @@ def _loader_rate(text: str) -> int:
 
 def _common(p: argparse.ArgumentParser, *, speed: bool = False) -> None:
     add_port_options(p)
+    p.set_defaults(op_speed=speed)
     for action in p._actions:
-        if action.dest == "baud":
-            if speed:
-                action.default = None
-                action.type = _loader_rate
-                action.help = (
-                    "transfer speed: camrescue attaches at 115200, then switches the loader "
-                    "with its B command (default: the fastest of 460800 and 230400 the port "
-                    "opens, 115200 when the prompt does not answer there; a power cycle "
-                    "always brings the loader back to 115200)"
-                )
-            else:
-                action.default = 115200
-                action.help = "console speed (115200, the boot loader's)"
+        if action.dest == "baud" and speed:
+            action.default = None
+            action.type = _loader_rate
+            action.help = (
+                "transfer speed: camrescue attaches at 115200, then switches the loader "
+                "with its B command (default: the fastest of 460800 and 230400 the port "
+                "opens, 115200 when the prompt does not answer there; a power cycle "
+                "always brings the loader back to 115200)"
+            )
+
     add_output_options(p)
     p.add_argument(
         "--wait",
@@ -165,10 +166,10 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         "--verify",
         choices=("full", "size"),
         default="full",
-        help="after each image: 'full' (default) checks the size the loader lists and reads "
-        "the image back with 'd' and compares it; 'size' only checks the listed size - "
-        "weaker: a block damaged on the line but resent and stored in place of nothing "
-        "else, or a flash that did not take the bytes, goes unnoticed",
+        help="after each image: 'full' (default) checks the size the loader lists and "
+        "reads the image back with 'd' and compares it; 'size' only checks the listed size, "
+        "which is weaker: it misses a flash that did not take the bytes, and a damaged "
+        "block the loader kept at the right size",
     )
     p.add_argument(
         "--images",
