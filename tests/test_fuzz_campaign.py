@@ -368,6 +368,10 @@ def test_a_bounded_campaign_loses_nothing_and_never_lies(tmp_path, capsys):
     for r in results:
         if r.outcome in fuzz.BAD_OUTCOMES:
             assert r.saved and Path(r.saved).is_file()
+    # the faults were really armed: whether each struck is known, and most did
+    armed = [r for r in results if r.draw.fault["kind"] != "none"]
+    assert all(r.fired is not None for r in armed), [r.line() for r in armed if r.fired is None]
+    assert sum(bool(r.fired) for r in armed) >= len(armed) // 2, [r.line() for r in armed]
 
 
 def test_a_dump_cut_by_a_power_loss_fails_clearly_and_resumes_on_the_rerun():
@@ -394,3 +398,59 @@ def test_replay_runs_the_saved_draw_again(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "replaying fuzz-w90p745-dump-4: dump with none (quick)" in out
     assert re.search(r"seed +4 w90p745 dump .* -> verified", out)
+
+
+def test_an_xr872_write_cut_by_a_power_loss_is_written_by_the_rerun():
+    """The rerun starts from the half-written flash, so its new backup holds that flash,
+    not the first run's: the rerun is judged against what it read, and it succeeds."""
+    d = fuzz.Draw(
+        "xr872",
+        "write",
+        2,
+        "quick",
+        {"kind": "power_loss_program", "program_bytes": 8192, "power_back": 0.05},
+    )
+    res, lab_dir = fuzz.run_draw(d, rerun=True, timeout=60)
+    assert lab_dir is None, (res.outcome, res.problems)
+    assert res.fired is True
+    assert res.outcome == "clear_error", (res.problems, res.message)
+    assert res.rerun == "ok", res.rerun
+
+
+# Each fault kind, armed early in a short operation, strikes; armed beyond the end of the
+# operation, it does not (so "fired" is measured, not assumed) and the run verifies.
+EARLY = [
+    ("w90p745", "dump", {"kind": "watchdog", "direction": "host", "at_byte": 5}),
+    (
+        "w90p745",
+        "dump",
+        {"kind": "log_lines", "direction": "device", "at_byte": 200, "text": "MAC 0 link up\r\n"},
+    ),
+    ("w90p745", "dump", {"kind": "link_silence", "silent_after": 2000}),
+    (
+        "w90p745",
+        "dump",
+        {"kind": "power_cut", "direction": "host", "at_byte": 20, "power_back": 0.05},
+    ),
+    ("xr872", "write", {"kind": "power_loss_erase", "erase_sectors": 1, "power_back": 0.05}),
+    ("hi3511", "restore", {"kind": "tftp_gone", "gone_after": 50}),
+    (
+        "hi3511",
+        "restore",
+        {"kind": "tftp_loss", "loss": 0.0, "duplicate": 0.05, "delay": 0.0, "delay_rate": 0.0},
+    ),
+    ("hi3511", "restore", {"kind": "tftp_power_cut", "after_packets": 100, "power_back": 0.05}),
+]
+
+
+@pytest.mark.parametrize(("board", "op", "fault"), EARLY, ids=[f["kind"] for _, _, f in EARLY])
+def test_an_early_fault_fires_and_nothing_is_lost(board, op, fault):
+    res, lab_dir = fuzz.run_draw(fuzz.Draw(board, op, 7, "quick", fault), rerun=False, timeout=60)
+    assert res.fired is True, res.line()
+    assert res.outcome not in fuzz.MUST_BE_ZERO, (res.line(), res.problems)
+
+
+def test_a_fault_beyond_the_operation_does_not_fire():
+    far = {"kind": "watchdog", "direction": "host", "at_byte": 10**9}
+    res, _ = fuzz.run_draw(fuzz.Draw("w90p745", "dump", 7, "quick", far), rerun=False, timeout=60)
+    assert res.fired is False and res.outcome == "verified", (res.line(), res.problems)

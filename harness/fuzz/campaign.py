@@ -128,6 +128,7 @@ def rerun_clean(d: Draw, plan: Plan, dev: labmod.LabDevice, work: Path, limit: f
         dev.power_on(plan.start)
     except Exception as e:  # noqa: BLE001 - reported, not raised
         return f"failed: the camera did not come back ({e})"
+    start = dev.flash_bytes()  # what the first run left: what the rerun reads and backs up
     r = dev.engine(subst(plan.rerun_argv, work), timeout=limit)
     final = dev.flash_bytes()
     if r.exit != 0:
@@ -137,7 +138,7 @@ def rerun_clean(d: Draw, plan: Plan, dev: labmod.LabDevice, work: Path, limit: f
         return "failed: success reported but the flash differs: " + fmt_ranges(
             ranges_differ(plan.expected, final)
         )
-    probs = plan.outputs(work, plan.initial, final, True) if plan.outputs else []
+    probs = plan.outputs(work, start, final, True) if plan.outputs else []
     if probs:
         return "failed: " + probs[0]
     return "ok"

@@ -51,7 +51,9 @@ class Plan:
     read_only: bool = False
     flash_spec: Any = None  # the scenario schema's description of ``initial`` (None: a file)
     file_specs: dict[str, Any] = field(default_factory=dict)
-    # checks: outputs(work, initial, final, success) -> problems with output files
+    # checks: outputs(work, start, final, success) -> problems with the output files;
+    # ``start`` is the flash when this run began (the initial flash, or for a rerun what
+    # the failed run left): what a backup made by this run must hold
     outputs: Callable[[Path, bytes, bytes, bool], list[str]] | None = None
     # coverage(work, inputs_ok) -> chip ranges whose old contents are safe in a backup
     coverage: Callable[[Path, bool], list[tuple[int, int]]] | None = None

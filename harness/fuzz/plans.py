@@ -328,11 +328,10 @@ def plan_for(d: Draw) -> Plan:
             inputs = ["donor.bin"]
             file_specs = {"donor.bin": {"builder": "xr872_flash", "seed": 11}}
 
-        def outputs(work: Path, i: bytes, f: bytes, ok: bool) -> list[str]:
-            probs: list[str] = []
-            for p in sorted(work.glob("unit-before*.bin")):
-                probs += file_problems(p, i, "the backup")
-            return probs
+        def outputs(work: Path, start: bytes, f: bytes, ok: bool) -> list[str]:
+            # the first run's backup holds the initial flash; a rerun's, the flash it found
+            probs = file_problems(work / "unit-before.bin", initial, "the backup")
+            return probs + file_problems(work / "unit-before-rerun.bin", start, "the backup")
 
         def coverage(work: Path, inputs_ok: bool) -> list[tuple[int, int]]:
             p = work / "unit-before.bin"
