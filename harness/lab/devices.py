@@ -338,7 +338,9 @@ class Lab:
         self.devices[name] = dev
         if power not in (False, "off", None):
             try:
-                dev.power_on("prompt" if power in (True, "prompt") else "boot")
+                # a guard, not a measure: fast mode needs a fraction of this, but a loaded
+                # machine may stall the device thread for seconds
+                dev.power_on("prompt" if power in (True, "prompt") else "boot", timeout=60.0)
             except BaseException:
                 dev.close()
                 del self.devices[name]

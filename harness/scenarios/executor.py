@@ -252,7 +252,15 @@ def run_scenario(
     keep: str = "failed",
 ) -> ScenarioResult:
     """Run ``sc`` with its lab under ``root`` (created). ``keep``: "failed" removes
-    ``root`` after a pass, "always" keeps it, "never" removes it in any case."""
+    ``root`` after a pass, "always" keeps it, "never" removes it in any case.
+
+    A scenario with ``variants:`` runs one variant at a time: pass one of
+    :meth:`Scenario.expand` (:func:`run_path` runs them all)."""
+    if sc.variants and not sc.variant:
+        raise ValueError(
+            f"{sc.name} has variants: run each of its expand() "
+            f"({', '.join(one.run_name for one in sc.expand())})"
+        )
     root = Path(root).resolve()  # {work} must not depend on the current directory
     res = ScenarioResult(
         name=sc.run_name,
@@ -438,9 +446,14 @@ def _save_artifacts(ctx: RunContext, res: ScenarioResult) -> None:
     (ctx.lab.root / "result.json").write_text(json.dumps(res.to_dict(), indent=1), encoding="utf-8")
 
 
-def run_path(path: str | Path, root: str | Path, **kw: Any) -> ScenarioResult:
-    """Load and run one scenario file (a convenience for scripts)."""
-    return run_scenario(load_scenario(path), root, **kw)
+def run_path(path: str | Path, root: str | Path, **kw: Any) -> list[ScenarioResult]:
+    """Load and run one scenario file, every variant of it (each under ``root/ID``
+    when it has variants): a convenience for scripts."""
+    sc = load_scenario(path)
+    runs = sc.expand()
+    if len(runs) == 1 and not sc.variants:
+        return [run_scenario(sc, root, **kw)]
+    return [run_scenario(one, Path(root) / one.variant_id, **kw) for one in runs]
 
 
 def warm_images(sc: Scenario) -> int:

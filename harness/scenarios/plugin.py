@@ -149,6 +149,9 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kw)
         self.scenario = scenario
         self.result: ScenarioResult | None = None
+        # a scenario uses no fixtures; plugins that look at every item's fixture names
+        # (labgrid's does) find none instead of failing
+        self.fixturenames: list[str] = []
 
     def runtest(self) -> None:
         sc = self.scenario
@@ -344,6 +347,8 @@ def run_scenario_text(tmp_path: Path) -> Callable[..., ScenarioResult]:
         path.write_text(text, encoding="utf-8")
         sc = parse_scenario(text, path)
         kw.setdefault("keep", "always")
+        if sc.variants:  # the first variant (a fixture runs one scenario)
+            sc = sc.expand()[0]
         return run_scenario(sc, tmp_path / f"run{counter[0]}", **kw)
 
     return run
