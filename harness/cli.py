@@ -21,15 +21,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from harness.boards import BOARDS, device_class
 from harness.lab.power import add_power_parser
 from harness.lab.serve import add_serve_options, serving
 from harness.practice import add_sample_image_parser, recipe_lines
 
-BOARDS = {
-    "hi3511": ("emulators.hi3511", "Hi3511Device"),
-    "w90p745": ("emulators.w90p745", "W90P745Device"),
-    "xr872": ("emulators.xr872", "XR872Device"),
-}
+
+def _emulator_module(board: str) -> str:
+    """The module of the board's emulated device (from the one registry)."""
+    spec = BOARDS[board]
+    if isinstance(spec.device, type):
+        return spec.device.__module__
+    return spec.device.partition(":")[0]
+
 
 EMULATE_EPILOG = """\
 examples:
@@ -113,7 +117,7 @@ def add_emulate_parser(sub: Any) -> None:
                 help="also start a TFTP server on --tftp-server serving this directory",
             )
         try:
-            mod = importlib.import_module(BOARDS[board][0])
+            mod = importlib.import_module(_emulator_module(board))
         except ImportError:
             continue
         if hasattr(mod, "add_emulate_options"):
@@ -131,8 +135,8 @@ def _initial_flash(board: str, path: Path | None) -> bytes | None:
 
 
 def run_emulate(args: argparse.Namespace) -> int:
-    module, cls_name = BOARDS[args.board]
-    cls = getattr(importlib.import_module(module), cls_name)
+    cls = device_class(args.board)
+    module = _emulator_module(args.board)
     kw: dict[str, Any] = {
         "flash_path": args.flash,
         "realtime": args.realtime,
