@@ -1,0 +1,280 @@
+"""Issue 20, the first hour: each measured item, as a new user meets it.
+
+* the rehearsal recipe: ``camrescue emulate hi3511 --tftp-root DIR`` prints an engine
+  command that runs as printed (no "the port is in use" clash with the emulator's own
+  TFTP server), with ``--reboot``; without ``--tftp-root`` it names the endpoint;
+* ``camrescue ports`` lists what pyserial lists; a port that does not open is
+  explained with its one fix (missing: the ports that exist; busy: the holder's pid;
+  permission denied: the group and the usermod command);
+* ``camrescue sample-image``: files the engine's own checks accept;
+* the top-level ``--help`` has the examples it promises; a taken TFTP port is an
+  error message, not a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import serial
+
+from harness.lab.tftp import free_udp_port
+from recovery import ports
+
+BIN = Path(sys.executable).parent
+CAMRESCUE = str(BIN / "camrescue")
+
+
+def _run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CAMRESCUE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+class Emulator:
+    """``camrescue emulate ...`` in the background; :attr:`lines` is what it printed."""
+
+    def __init__(self, *args: str, cwd: Path) -> None:
+        self.proc = subprocess.Popen(
+            [CAMRESCUE, "emulate", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if "Ctrl-C stops it" in line:
+                break
+        assert any("serving on" in ln for ln in self.lines), self.lines
+
+    def recipe(self) -> list[str]:
+        at = self.lines.index("engine command (paste into another terminal):")
+        return shlex.split(self.lines[at + 1])
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_rehearsal_recipe_runs_as_printed_beside_the_emulators_tftp_server(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator(
+        "hi3511", "--flash", "cam.bin", "--tftp-root", "./tftp", "--tftp-server", endpoint,
+        cwd=tmp_path,
+    ) as emu:  # fmt: skip
+        cmd = emu.recipe()
+        assert cmd[:3] == ["camrescue", "hi3511", "info"]
+        assert "--reboot" in cmd and "--no-server" in cmd
+        assert cmd[cmd.index("--tftp-root") + 1] == str(tmp_path / "tftp")
+        # as pasted into another terminal, then a backup with the same options
+        first = subprocess.run(
+            [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "in use" not in first.stderr
+        backup = [CAMRESCUE, "hi3511", "backup", *cmd[3:], "--out", "b.bin"]
+        second = subprocess.run(backup, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stdout + second.stderr
+        assert (tmp_path / "b.bin").stat().st_size == 15 << 20
+
+
+def test_recipe_without_tftp_root_names_the_endpoint_the_emulator_uses(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator("hi3511", "--tftp-server", endpoint, cwd=tmp_path) as emu:
+        cmd = emu.recipe()
+        assert cmd[cmd.index("--tftp-bind") + 1] == endpoint and "--reboot" in cmd
+        done = subprocess.run(
+            [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_recipe_for_the_other_boards_runs_as_printed(tmp_path: Path) -> None:
+    for board in ("w90p745", "xr872"):
+        with Emulator(board, cwd=tmp_path) as emu:
+            cmd = emu.recipe()
+            assert cmd[:3] == ["camrescue", board, "info"]
+            done = subprocess.run(
+                [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_taken_tftp_port_is_an_error_message_not_a_traceback(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator("hi3511", "--tftp-root", "t", "--tftp-server", endpoint, cwd=tmp_path):
+        again = _run(
+            "emulate", "hi3511", "--tftp-root", "t", "--tftp-server", endpoint, cwd=tmp_path
+        )
+    assert again.returncode == 5
+    assert "Traceback" not in again.stderr
+    assert again.stderr.startswith("error: ") and "--tftp-server" in again.stderr
+
+
+# -- camrescue ports -------------------------------------------------------------------
+
+
+def test_ports_lists_what_pyserial_lists() -> None:
+    from serial.tools import list_ports
+
+    done = _run("ports", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)["ports"]
+    assert sorted(p["device"] for p in listed) == sorted(p.device for p in list_ports.comports())
+    for p in listed:
+        assert set(p) >= {"device", "by_id", "usb", "manufacturer", "product", "access"}
+    text = _run("ports")
+    assert text.returncode == 0
+    for p in listed:
+        assert p["device"] in text.stdout
+
+
+def test_by_id_names_resolve_to_their_device(tmp_path: Path, monkeypatch) -> None:
+    """udev's /dev/serial/by-id symlinks are matched to the device they point at."""
+    dev = tmp_path / "ttyUSB7"
+    dev.write_text("")
+    by_id = tmp_path / "by-id"
+    by_id.mkdir()
+    (by_id / "usb-FTDI_FT232R_USB_UART_A10K5XYZ-if00-port0").symlink_to(dev)
+    monkeypatch.setattr(ports, "BY_ID", by_id)
+    assert ports._by_id_names() == {
+        str(dev): [str(by_id / "usb-FTDI_FT232R_USB_UART_A10K5XYZ-if00-port0")]
+    }
+
+
+def _open_failure(url: str) -> BaseException:
+    try:
+        serial.serial_for_url(url, baudrate=115200, timeout=0, exclusive=True).close()
+    except (serial.SerialException, OSError) as e:
+        return e
+    raise AssertionError(f"{url} opened")
+
+
+def test_missing_port_lists_the_ports_that_exist(tmp_path: Path) -> None:
+    e = _open_failure(str(tmp_path / "ttyUSB9"))
+    text = ports.explain_open_error(str(tmp_path / "ttyUSB9"), e)
+    assert text is not None and "does not exist" in text
+    present = [p.device for p in ports.list_ports()]
+    if present:
+        assert all(d in text for d in present[:3]) and "camrescue ports" in text
+    else:
+        assert "plug in" in text.lower()
+    assert text.count("Errno") == 0
+
+
+def test_busy_port_names_the_process_that_holds_it() -> None:
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import serial,sys,time; s=serial.Serial(sys.argv[1], exclusive=True); "
+            "print('held', flush=True); time.sleep(60)",
+            path,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        e = _open_failure(path)
+        text = ports.explain_open_error(path, e)
+        assert text is not None and "busy" in text
+        assert f"process {holder.pid}" in text and f"kill {holder.pid}" in text
+    finally:
+        holder.kill()
+        holder.wait()
+        os.close(master)
+        os.close(slave)
+
+
+def test_permission_denied_says_the_group_and_the_command(tmp_path: Path) -> None:
+    """A real EACCES: a user outside the device's group opens it (needs root to set up)."""
+    import grp
+    import pwd
+
+    import pytest
+
+    if os.getuid() != 0:
+        pytest.skip("needs root to open the device as another user")
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    try:
+        group = (
+            grp.getgrnam("dialout") if "dialout" in {g.gr_name for g in grp.getgrall()} else None
+        )
+        gid = group.gr_gid if group else 0
+        os.chown(path, 0, gid)
+        os.chmod(path, 0o660)
+        nobody = pwd.getpwnam("nobody")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child becomes a user outside the device's group
+            try:
+                os.setgroups([])
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+                os.environ.pop("SUDO_USER", None)
+                try:
+                    serial.serial_for_url(path, exclusive=True).close()
+                    said = "opened"
+                except (serial.SerialException, OSError) as e:
+                    said = ports.explain_open_error(path, e) or str(e)
+                os.write(w, said.encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r) as f:
+            said = f.read()
+        os.waitpid(pid, 0)
+        name = group.gr_name if group else grp.getgrgid(0).gr_name
+        assert said.startswith(f"permission denied on {path}: "), said
+        assert f"sudo usermod -aG {name} nobody" in said and said.count("Errno") == 0
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+# -- sample images, help ----------------------------------------------------------------
+
+
+def test_sample_images_pass_the_engines_own_checks(tmp_path: Path) -> None:
+    from recovery.hi3511.images import find_payload, walk_jffs2
+    from recovery.xr872.image import check_image
+
+    assert _run("sample-image", "hi3511", "--out", "r.jffs2", cwd=tmp_path).returncode == 0
+    root = (tmp_path / "r.jffs2").read_bytes()
+    report = walk_jffs2(root, erase_size=0x20000)
+    assert report.ok and report.endian == "little" and "version" in report.dirents
+    assert _run("sample-image", "hi3511", "--pkg", "--out", "r.pkg", cwd=tmp_path).returncode == 0
+    pkg = (tmp_path / "r.pkg").read_bytes()
+    assert find_payload(pkg).offset == 144 and pkg[144:] == root
+    assert _run("sample-image", "xr872", "--out", "x.img", cwd=tmp_path).returncode == 0
+    check = check_image((tmp_path / "x.img").read_bytes())
+    assert check.valid and check.chip == "xr872", check.problems
+    again = _run("sample-image", "hi3511", "--out", "r.jffs2", cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stdout + again.stderr
+
+
+def test_top_level_help_has_the_examples_it_promises() -> None:
+    done = _run("--help")
+    assert done.returncode == 0
+    assert "examples:" in done.stdout
+    for cmd in ("camrescue ports", "camrescue emulate hi3511", "camrescue sample-image hi3511"):
+        assert cmd in done.stdout
+    for sub in ("ports", "sample-image", "emulate"):
+        h = _run(sub, "--help")
+        assert "examples:" in h.stdout, sub
+    assert not re.search(r"seed's|seed 0|REFERENCE\.md", _run("emulate", "--help").stdout)
