@@ -5,13 +5,20 @@ States: ``off`` (power off, console closed) and ``uboot`` (powered on from off, 
 autoboot countdown caught by :class:`~harness.labgrid.ubootdriver.UBoot114Driver`, a
 checked prompt). Going to ``uboot`` always passes through ``off``, so the board starts
 from a real power-on, as the engine's procedures expect. The console is opened before
-the power comes on, so the countdown is never missed. Shape: labgrid 26
-labgrid/strategy/ubootstrategy.py (states, ``transition``, ``force``).
+the power comes on, and the interrupt key is "held down" while the power driver runs: sent
+every 50 ms from another thread until ``power.on()`` returns, as a person holds the space
+bar while plugging a camera in. A board whose ``bootdelay`` is 0 (the seed's Hi3511 with
+HiSilicon's U-Boot) stops only for a key already waiting when the countdown starts, and a
+power driver that is an external command may take longer to return than the board takes
+to get there. Keys sent while the board is still off are lost in its unpowered UART, as
+on a real one. Shape: labgrid 26 labgrid/strategy/ubootstrategy.py (states,
+``transition``, ``force``).
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 
 import attr
 from labgrid.factory import target_factory
@@ -53,9 +60,32 @@ class UBoot114Strategy(Strategy):
         elif status == Status.uboot:
             self.transition(Status.off)
             self.target.activate(self.console)
-            self.power.on()
+            self._power_on_holding_the_key()
             self.target.activate(self.uboot)
         self.status = status
+
+    def _power_on_holding_the_key(self) -> None:
+        port = getattr(self.console, "serial", None)  # SerialDriver's pyserial port
+        if port is None:
+            self.power.on()
+            return
+        key = self.uboot.interrupt.encode("latin-1")
+        stop = threading.Event()
+
+        def hold() -> None:
+            while not stop.wait(0.05):
+                try:
+                    port.write(key)
+                except Exception:  # noqa: BLE001 - the console went away: stop holding
+                    return
+
+        holder = threading.Thread(target=hold, name="hold-interrupt-key", daemon=True)
+        holder.start()
+        try:
+            self.power.on()
+        finally:
+            stop.set()
+            holder.join()
 
     @never_retry
     def force(self, status: Status | str) -> None:

@@ -139,6 +139,7 @@ class UBoot114Driver(UBootDriver):
         countdown starts (CONFIG_ZERO_BOOTDELAY_CHECK)."""
         timeout = Timeout(float(self.login_timeout))
         last_before = None
+        self.console.write(self.interrupt.encode("latin-1"))  # the board may be counting now
         expectations = [re.escape(self.prompt), self.autoboot, self.banner, TIMEOUT]
         while True:
             index, before, _, _ = self.console.expect(expectations, timeout=2)
