@@ -199,19 +199,16 @@ def _until(port: serial.SerialBase, text: bytes, timeout: float = 10.0) -> bytes
 
 
 def to_prompt(dev: Hi3511Device, port: serial.SerialBase) -> None:
-    """Power on with the client connected and stop the countdown with a space, sent when
-    the banner shows (a key already waiting stops a countdown of 0) and at the countdown;
-    Ctrl-C then drops a space typed at the prompt."""
+    """Power on with the client connected, holding the space bar down (a space every read)
+    until the prompt shows: a space already waiting stops any countdown. Ctrl-C then drops
+    the spaces typed at the prompt."""
     dev.power_on()
     seen = b""
-    keys = [b"U-Boot", b"Hit any key to stop autoboot"]
     deadline = time.monotonic() + 10
     while b"hilinux # " not in seen:
         assert time.monotonic() < deadline, seen
+        port.write(b" ")
         seen += port.read(4096)
-        if keys and keys[0] in seen:
-            port.write(b" ")
-            keys.pop(0)
     port.write(b"\x03")
     time.sleep(0.2)
     port.read(4096)
