@@ -196,6 +196,18 @@ def test_a_truncated_image_and_a_chain_that_leaves_the_flash():
     edge = chain((0, section(BOOT_ID, 0x00268000, BOOT, nxt=0xFFFC0)))
     _, problems = parse_sections(edge, limit=0x100000)
     assert problems[0].endswith("the image is truncated")
+    # a header that would straddle the flash end is outside it
+    straddle = chain((0, section(BOOT_ID, 0x00268000, BOOT, nxt=0xFFFE0)))
+    _, problems = parse_sections(straddle, limit=0x100000)
+    assert problems == ["section at 0xfffe0 points outside the flash"]
+    # without a limit the data given is the limit
+    _, problems = parse_sections(img[:0x1020])
+    assert problems == ["section at 0x1000 points outside the flash"]
+    # an image file checked before writing is short of the flash, not past its end
+    check = check_image(img[:0x1020])
+    assert check.problems[0] == (
+        "section header at 0x1000 is past the end of the data (4128 bytes): the image is truncated"
+    )
 
 
 def test_section_data_cut_short_or_running_past_the_flash():
@@ -216,9 +228,17 @@ def test_section_data_cut_short_or_running_past_the_flash():
     )
     secs, problems = parse_sections(huge, limit=0x100000)
     assert problems == ["section boot at 0x0 runs past the end of the flash"]
+    # data that ends exactly at the flash end is only short in a short dump
+    secs, problems = parse_sections(huge, limit=0x100000 + 64)
+    assert problems[0].startswith("section boot at 0x0 needs 1048576 bytes of data, only 0")
     # a header that ends exactly where the data ends has nothing to be short of
     _, problems = parse_sections(img[: 0x1000 + 64 - 1], limit=0x100000)
     assert "0x1000" in problems[0] and "truncated" in problems[0]
+    _, problems = parse_sections(img[: 0x1000 + 64], limit=0x100000)
+    assert problems[0] == (
+        f"section app at 0x1000 needs {len(APP)} bytes of data, only 0 present: "
+        "the image is truncated"
+    )
     _, problems = parse_sections(img[:0x1000], limit=0x100000)
     assert problems == [
         f"section header at 0x1000 is past the end of the data ({0x1000} bytes): the image is truncated"
@@ -270,6 +290,22 @@ def test_a_chain_longer_than_allowed_is_taken_for_a_loop():
     assert len(secs) == 2
     assert problems == ["the section chain loops at 0x5000"]
     assert parse_sections(img, max_sections=3)[1] == []
+
+
+def _many(n: int) -> bytes:
+    parts = []
+    for i in range(n):
+        sid = BOOT_ID if i == 0 else APP_ID
+        nxt = 0x100 * (i + 1) if i < n - 1 else NO_ADDR
+        parts.append((0x100 * i, section(sid, 0x00268000, b"s", nxt=nxt)))
+    return chain(*parts)
+
+
+def test_more_than_32_sections_are_taken_for_a_loop():
+    secs, problems = parse_sections(_many(33))
+    assert len(secs) == 32 and problems == ["the section chain loops at 0x2000"]
+    secs, problems = parse_sections(_many(32))
+    assert len(secs) == 32 and problems == []
 
 
 def test_unknown_section_ids_are_named_by_number():
@@ -363,6 +399,9 @@ def test_image_sectors_cover_headers_and_data():
     assert image_sectors(secs) == {0x0, 0x1000, 0x2000, 0x5000}
     assert image_sectors(secs, sector=0x10000) == {0}
     assert image_sectors([]) == set()
+    # a section ending exactly on a sector boundary does not reach the next sector
+    assert image_sectors([_sec(BOOT_ID, 0, 0x2000, 0x1000 - 64)]) == {0x2000}
+    assert image_sectors([_sec(BOOT_ID, 0, 0x2000, 0x1000 - 63)]) == {0x2000, 0x3000}
 
 
 @settings(max_examples=40, deadline=None)
@@ -428,14 +467,14 @@ MAC2 = bytes.fromhex("028072d4e5f6")
 
 def test_the_current_record_is_the_last_used_slot():
     one = parse_sysinfo(fdcm_area([sysinfo_record(MAC1, b"home", b"XF16-AP")]))
-    assert one.valid and one.reason == ""
+    assert one.valid is True and one.reason == ""
     assert (one.mac, one.sta_ssid, one.ap_ssid, one.slots_used) == (
         "02:80:72:a1:b2:c3",
         "home",
         "XF16-AP",
         1,
     )
-    assert not one.erased
+    assert one.erased is False
     two = parse_sysinfo(fdcm_area([sysinfo_record(MAC1), sysinfo_record(MAC2, b"x" * 32, b"y")]))
     assert (two.mac, two.sta_ssid, two.ap_ssid, two.slots_used) == (
         "02:80:72:d4:e5:f6",
@@ -472,8 +511,8 @@ def test_an_ssid_length_past_32_is_cut_to_32():
 )
 def test_sysinfo_that_the_firmware_would_rebuild(area, reason):
     info = parse_sysinfo(area)
-    assert not info.valid and info.reason == reason
-    assert info.mac is None and not info.erased
+    assert info.valid is False and info.reason == reason
+    assert info.mac is None and info.erased is False
 
 
 def test_an_erased_sysinfo_area():
@@ -486,6 +525,7 @@ def test_a_bitmap_just_inside_the_area():
     area = fdcm_area([sysinfo_record(MAC1)])[: 8 + BITMAP + 1]
     info = parse_sysinfo(area)
     assert info.reason == "the FDCM record 1 lies outside the area"
+    assert info.valid is False
     assert parse_sysinfo(fdcm_area([sysinfo_record(MAC1)])[: 8 + BITMAP + RECORD]).valid
 
 
@@ -600,3 +640,64 @@ def test_a_data_checksum_is_the_complement():
     data = bytes(range(256)) * 4 + b"\x07"
     assert b.data_checksum(data) == 0xFFFF - cs16(data)
     assert (b.data_checksum(data) + b.checksum16(data)) & 0xFFFF == 0xFFFF
+
+
+def test_command_ids_are_group_and_key():
+    """REFERENCE.md: command id = (group << 3) | key; GETINFO 0x18, READ4 0x04."""
+    assert b.cmd_id(3, 0) == 0x18
+    assert b.cmd_id(3, 3) == 0x1B
+    assert b.cmd_id(0, 4) == 0x04
+    assert b.cmd_id(2, 2) == 0x12
+
+
+def test_checksum16_on_a_big_endian_host_sums_the_same():
+    """The portable path (``_sum_le``) that checksum16 takes where u16 is big-endian."""
+    for data in (b"", b"\x01\x02", b"\xff\xff\x02\x00", bytes(range(256)) * 3):
+        assert b._sum_le(memoryview(data)) == sum(
+            data[i] | data[i + 1] << 8 for i in range(0, len(data), 2)
+        )
+
+
+@pytest.mark.parametrize(
+    "payload,message",
+    [
+        (b"", "empty payload"),
+        (bytes([0x1F]), "unknown command id 31"),
+        (bytes([0x1A, 0, 0, 0, 0, 0, 0, 0]), "FLASH_READ payload is 9 bytes, got 8"),
+        (bytes([0x12, 0]), "REBOOT payload is 1 bytes, got 2"),
+        (bytes([0x19, 1]), "FLASH_ERASE payload is 6 bytes, got 2"),
+    ],
+)
+def test_decode_request_says_what_is_wrong(payload, message):
+    with pytest.raises(ValueError) as exc:
+        b.decode_request(payload)
+    assert str(exc.value) == message
+
+
+def test_a_chip_erase_carries_no_address():
+    assert b.decode_request(bytes([0x19, 0])) == b.Request(b.Cmd.FLASH_ERASE, value=0)
+    assert b.encode_request(b.Request(b.Cmd.FLASH_ERASE, value=0)) == bytes([0x19, 0])
+
+
+@pytest.mark.parametrize(
+    "req",
+    [
+        b.Request(b.Cmd.READ4, addr=0x80000000),
+        b.Request(b.Cmd.WRITE4, addr=0xFFFFFFFC, data=b"\x01\x02\x03\x04"),
+        b.Request(b.Cmd.SETPC, value=0x80000001),
+        b.Request(b.Cmd.FLASH_ERASE, value=b.Erase.BLOCK_64K, addr=0xFFFF0000),
+    ],
+)
+def test_u32_fields_above_2_gib_round_trip(req):
+    """Addresses and values are unsigned 32-bit on the wire."""
+    wire = b.encode_request(req)
+    assert b.decode_request(wire) == req
+
+
+def test_encode_request_refusals():
+    with pytest.raises(ValueError) as exc:
+        b.encode_request(b.Request(b.Cmd.WRITE4, addr=0, data=b"\x01"))
+    assert str(exc.value) == "WRITE4 carries 4 bytes"
+    with pytest.raises(ValueError) as exc:
+        b.encode_request(b.Request(0x1F))
+    assert str(exc.value) == "unknown command id 31"
