@@ -72,6 +72,30 @@ def flinfo_upstream(sectors=SECTORS, protected=(), size_mb=16, erase_ms=4096, wr
     return "".join(out)
 
 
+def flinfo_hisilicon(sectors=SECTORS, protected=(), empty=None, erase_ms=4096, write_ms=1):
+    """``flinfo`` as HiSilicon's tree prints it (zhhejun/u-boot-1.1.4 drivers/cfi_flash.c):
+    the timeouts with a colon, ``"  %08lX   %s "`` per sector with ``RO`` bare, or with
+    CFG_FLASH_EMPTY_INFO ``"  %08lX %c %s "`` with an ``E`` for an erased sector."""
+    out = [
+        "\nBank # 1: CFI conformant FLASH (16 x 16)",
+        f"  Size: 16 MB in {len(sectors)} Sectors\n",
+        "  AMD Standard command set, Manufacturer ID: 0x01, Device ID: 0x227E2101\n",
+        f"  Erase timeout: {erase_ms} ms, write timeout: {write_ms} ms\n",
+        "  Buffer write timeout: 3 ms, buffer size: 32 bytes\n",
+        "\n  Sector Start Addresses:",
+    ]
+    for i, s in enumerate(sectors):
+        if i % 5 == 0:
+            out.append("\n")
+        ro = "RO" if s in protected else "  "
+        if empty is None:
+            out.append(f"  {s:08X}   {ro} ")
+        else:
+            out.append(f"  {s:08X} {'E' if s in empty else ' '} {ro} ")
+    out.append("\n")
+    return "".join(out)
+
+
 def md_b(addr: int, data: bytes) -> str:
     """``md.b addr len`` output: 16 bytes a line, four spaces, the ASCII column."""
     lines = []
@@ -112,6 +136,34 @@ def test_flinfo_without_a_timeout_line_keeps_the_defaults():
     text = flinfo_upstream().replace(" Erase timeout", " Erase time-out")
     info = parse_flinfo(text)
     assert (info.erase_timeout_ms, info.write_timeout_ms) == (4096, 1)
+
+
+def test_flinfo_of_hisilicons_tree():
+    protected = [SECTORS[0], SECTORS[1], SECTORS[2]]
+    info = parse_flinfo(flinfo_hisilicon(protected=protected, erase_ms=2048, write_ms=3))
+    assert info.sectors == SECTORS
+    assert info.protected == protected
+    assert (info.erase_timeout_ms, info.write_timeout_ms) == (2048, 3)
+
+
+def test_flinfo_of_hisilicons_tree_with_the_empty_column():
+    protected = [SECTORS[0], SECTORS[127]]
+    empty = set(SECTORS[16:])  # everything above the kernel erased
+    info = parse_flinfo(flinfo_hisilicon(protected=protected, empty=empty))
+    assert info.sectors == SECTORS
+    assert info.protected == protected
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.sets(st.integers(0, 127)), st.sets(st.integers(0, 127)), st.booleans())
+def test_flinfo_protection_marks_property(ro, erased, hisilicon):
+    protected = [SECTORS[i] for i in sorted(ro)]
+    if hisilicon:
+        text = flinfo_hisilicon(protected=protected, empty={SECTORS[i] for i in erased})
+    else:
+        text = flinfo_upstream(protected=protected)
+    info = parse_flinfo(text)
+    assert info.sectors == SECTORS and info.protected == protected
 
 
 def test_flinfo_in_kilobytes():
