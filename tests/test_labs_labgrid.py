@@ -133,6 +133,18 @@ def test_failure_is_judged_by_the_output_and_dollar_question_is_plain_text(lab):
     assert any(line.startswith("U-Boot") for line in uboot.run_check("version"))
 
 
+def test_boot_types_what_bootcmd_holds(lab):
+    """1.1.4 on the seed's board has no ``run``: ``boot()`` reads ``bootcmd`` and types it."""
+    dev, target = lab
+    target.get_driver("UBoot114Strategy").transition("uboot")
+    uboot = target.get_driver("UBoot114Driver")
+    (line,) = uboot.run_check("printenv bootcmd")
+    uboot.boot()
+    uboot.await_boot()  # "Linux version" from the kernel the flash holds
+    assert line.startswith("bootcmd=bootm ")
+    assert dev.boots == 1
+
+
 def test_every_example_environment_loads(tmp_path):
     """Each board's example names a port and the power commands, and labgrid accepts it."""
     for example in ("hi3511.yaml", "w90p745.yaml", "xr872.yaml"):
