@@ -42,13 +42,16 @@ def test_pip_install_gives_a_camrescue_command_that_runs_outside_the_checkout(
     work.mkdir()
     done = subprocess.run(
         [
+            # --ignore-installed: without it pip "replaces" the test venv's own
+            # (editable) camrescue, i.e. uninstalls it, whatever --prefix says
             sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-            "--prefix", str(venv),
+            "--ignore-installed", "--prefix", str(venv),
             "--no-warn-script-location", str(ROOT),
         ],
         cwd=work, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert (Path(sys.executable).parent / "camrescue").exists(), "the test venv lost camrescue"
     camrescue = venv / "bin" / "camrescue"
     assert camrescue.exists()
     # the console script must run the venv's python
