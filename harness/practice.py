@@ -5,7 +5,8 @@
   for the Hi3511 a JFFS2 root file system (the other firmware than the one the
   emulated camera ships with, so ``flash`` visibly changes ``/etc/version``;
   ``--pkg`` wraps it in a vendor ``.pkg`` header), for the XR872 an
-  ``xr_system.img`` (AWIH sections). The W90P745 is restored from a dump
+  ``xr_system.img`` (AWIH sections; ``--xr809``: the other chip's image, which
+  bricks an XR872 when forced onto it). The W90P745 is restored from a dump
   directory (``camrescue w90p745 dump``), so it has no sample image.
 * :func:`engine_recipe`: the exact engine command ``camrescue emulate`` prints for
   pasting into another terminal: the port, the TFTP endpoint and ``--reboot``
@@ -31,6 +32,8 @@ examples:
       the same root behind a 144-byte vendor .pkg header, as update files come
   camrescue sample-image xr872 --out xr_system.img
       an XR872 firmware image (AWIH sections) for camrescue xr872 write
+  camrescue sample-image xr872 --xr809 --out xr809.img
+      an XR809 image: forced onto an emulated XR872 it bricks it (docs/xr872.md)
 
 These files are for the emulated cameras only: never flash them on a real camera.
 """
@@ -38,8 +41,10 @@ These files are for the emulated cameras only: never flash them on a real camera
 SAMPLE_BOARDS = ("hi3511", "xr872")
 
 
-def sample_image(board: str, *, pkg: bool = False, seed: int = 0) -> bytes:
+def sample_image(board: str, *, pkg: bool = False, xr809: bool = False, seed: int = 0) -> bytes:
     """The bytes of the practice firmware file for ``board``."""
+    if xr809 and board != "xr872":
+        raise ValueError("--xr809 is for the xr872 only")
     if board == "hi3511":
         from harness.firmware.hi3511 import root_image, vendor_pkg
 
@@ -48,15 +53,15 @@ def sample_image(board: str, *, pkg: bool = False, seed: int = 0) -> bytes:
     if board == "xr872":
         if pkg:
             raise ValueError("--pkg is for the hi3511 only")
-        from harness.firmware.xr872 import build_image, xr872_sections
+        from harness.firmware.xr872 import build_image, xr809_sections, xr872_sections
 
-        return build_image(xr872_sections(seed))
+        return build_image(xr809_sections(seed) if xr809 else xr872_sections(seed))
     raise ValueError(f"no sample image for {board!r} (boards: {', '.join(SAMPLE_BOARDS)})")
 
 
 def run_sample_image(args: argparse.Namespace) -> int:
     try:
-        data = sample_image(args.board, pkg=args.pkg, seed=args.seed)
+        data = sample_image(args.board, pkg=args.pkg, xr809=args.xr809, seed=args.seed)
     except ValueError as e:
         print(f"error: {e}")
         return 2
@@ -83,6 +88,11 @@ def add_sample_image_parser(sub: Any) -> None:
     p.add_argument("board", choices=SAMPLE_BOARDS, metavar="BOARD", help="hi3511 or xr872")
     p.add_argument("--out", required=True, type=Path, metavar="FILE", help="where to write it")
     p.add_argument("--pkg", action="store_true", help="hi3511: wrap in a 144-byte .pkg header")
+    p.add_argument(
+        "--xr809",
+        action="store_true",
+        help="xr872: an XR809 image instead (the wrong chip's image: it bricks an XR872)",
+    )
     p.add_argument("--seed", type=int, default=0, help="another seed gives other file contents")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
     p.set_defaults(func=run_sample_image)

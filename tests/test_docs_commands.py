@@ -14,7 +14,12 @@ A marker line right before a block (an HTML comment, invisible on the page):
 * ``<!-- docs-test: skip: REASON -->`` the block is not run (the reason is required);
 * ``<!-- docs-test: hardware -->`` the block is for a real camera: ``--port
   /dev/ttyUSB0`` (or ``/dev/ttyUSB1`` ...) becomes the emulated board's port plus
-  the options ``camrescue emulate`` prints for pasting (the TFTP endpoint, ``--reboot``).
+  the options ``camrescue emulate`` prints for pasting (the TFTP endpoint, ``--reboot``);
+  hardware blocks share a directory of their own (a page's real-camera path and its
+  rehearsal path are alternatives: both may write ``cam-backup.bin``);
+* ``<!-- docs-test: hardware; setup: CMD -->`` runs CMD first (a file the reader
+  brings to the real camera, e.g. ``camrescue sample-image xr872 --out xr_system.img``:
+  never shown on the page, so nobody flashes a sample on a real camera).
 
 What the script does with a command, besides running it:
 
@@ -219,6 +224,12 @@ def script(path: Path) -> tuple[str, list[str]]:
             continue
         hardware = block.marker.startswith("hardware")
         out.append(f"echo '## {block.where}' >&2")
+        # the reader at a real camera is not the one rehearsing beside it: own files
+        out.append('mkdir -p "$S/hardware" && cd "$S/hardware"' if hardware else 'cd "$S"')
+        for part in block.marker.split(";")[1:]:
+            key, _, setup = part.strip().partition(":")
+            assert key == "setup" and setup.strip(), f"{block.where}: bad marker {block.marker!r}"
+            out.append(f'{setup.strip()} >&2 || __fail "{block.where}: setup failed"')
         for cmd in commands(block):
             where = f"{block.path.relative_to(ROOT)}:{cmd.line}"
             code = _code(cmd.text)
@@ -322,7 +333,7 @@ def test_skips_give_reasons() -> None:
             if b.marker.startswith("skip"):
                 assert b.marker.partition(":")[2].strip(), f"{b.where}: skip without a reason"
             elif b.marker:
-                assert b.marker == "hardware", f"{b.where}: unknown marker {b.marker!r}"
+                assert b.marker.split(";")[0] == "hardware", f"{b.where}: unknown {b.marker!r}"
 
 
 def test_the_extractor_sees_what_a_reader_sees(tmp_path: Path) -> None:
