@@ -236,6 +236,22 @@ def existing_ports_text() -> str:
     return "Serial ports present: " + ", ".join(names) + " (details: camrescue ports)."
 
 
+def wait_for_device(url: str, wait: float | None, status: Any = None) -> None:
+    """One rule for every board: a device path that does not exist fails at once
+    (the open then lists the ports that exist), unless the person gave ``--wait``
+    (``wait`` not None): then it is waited for that long (an adapter being plugged
+    in, an emulator being started). URLs are never waited for here."""
+    import time
+
+    if "://" in url or os.path.exists(url) or not wait:
+        return
+    if status is not None:
+        status(f"waiting up to {wait:g} s for {url} to appear ...")
+    deadline = time.monotonic() + wait
+    while not os.path.exists(url) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 # -- the command -----------------------------------------------------------------
 
 
