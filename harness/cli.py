@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import BOARDS, device_class
-from harness.lab.power import add_power_parser
-from harness.lab.serve import add_serve_options, serving
 from harness.practice import add_sample_image_parser, recipe_lines
 
 
@@ -82,6 +80,8 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def add_emulate_parser(sub: Any) -> None:
+    from harness.lab.serve import add_serve_options  # here: engine commands skip harness.lab
+
     p = sub.add_parser(
         "emulate",
         help="serve an emulated camera on a virtual serial port",
@@ -135,6 +135,8 @@ def _initial_flash(board: str, path: Path | None) -> bytes | None:
 
 
 def run_emulate(args: argparse.Namespace) -> int:
+    from harness.lab.serve import serving
+
     cls = device_class(args.board)
     module = _emulator_module(args.board)
     kw: dict[str, Any] = {
@@ -212,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError as e:  # the engine is being built; say so instead of failing
         print(f"note: engine commands unavailable ({e})", file=sys.stderr)
     add_emulate_parser(sub)
+    from harness.lab.power import add_power_parser
+
     add_power_parser(sub)
     add_sample_image_parser(sub)
     try:
