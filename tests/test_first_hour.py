@@ -278,3 +278,47 @@ def test_top_level_help_has_the_examples_it_promises() -> None:
         h = _run(sub, "--help")
         assert "examples:" in h.stdout, sub
     assert not re.search(r"seed's|seed 0|REFERENCE\.md", _run("emulate", "--help").stdout)
+
+
+# -- output: one error prefix, "What to do" after Ctrl-C --------------------------------
+
+
+def test_every_error_line_starts_with_one_prefix(tmp_path: Path) -> None:
+    missing = str(tmp_path / "ttyUSB9")
+    runs = [
+        _run("hi3511", "info", "--port", missing, "--wait", "0"),
+        _run("xr872", "info", "--port", missing),
+        _run("hi3511", "flash", "--port", missing, str(tmp_path / "nothing.jffs2")),
+        _run("hi3511", "info"),  # usage: --port missing
+    ]
+    (tmp_path / "x").write_text("")
+    runs.append(_run("sample-image", "hi3511", "--out", str(tmp_path / "x")))
+    for r in runs:
+        assert r.returncode != 0
+        text = r.stderr + r.stdout
+        assert "Error:" not in text, text
+        assert re.search(r"(^|: )error: ", text, re.M), text
+
+
+def test_ctrl_c_ends_with_what_to_do(tmp_path: Path) -> None:
+    import signal
+
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator("hi3511", "--tftp-server", endpoint, cwd=tmp_path) as emu:
+        cmd = emu.recipe()
+        proc = subprocess.Popen(
+            [CAMRESCUE, "hi3511", "backup", *cmd[3:], "--out", "b.bin"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        seen = ""
+        while "backup" not in seen and proc.poll() is None:
+            seen += proc.stderr.read(1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, seen + err
+    assert "error: interrupted" in err and "What to do: " in err
+    assert "Flash: " in err
