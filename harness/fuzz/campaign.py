@@ -77,7 +77,7 @@ def run_draw(
     limit = timeout if timeout is not None else plan.timeout
     plan.timeout = limit
     own = root is None
-    lab_root = Path(tempfile.mkdtemp(prefix=f"camrescue-{d.name}-")) if own else Path(root)
+    lab_root = Path(tempfile.mkdtemp(prefix=f"camrescue-{d.name}-")) if root is None else Path(root)
     t0 = time.monotonic()
     try:
         with labmod.Lab(lab_root) as lab:

@@ -304,4 +304,6 @@ def judge(
 def _instructs(hint: str | None) -> bool:
     """Whether a hint tells the user what to run (the promise: "the exact command to
     resume or restore"), not only what was seen."""
-    return bool(hint) and re.search(r"camrescue|\brun\b|\brerun\b|\bagain\b", hint) is not None
+    if not hint:
+        return False
+    return re.search(r"camrescue|\brun\b|\brerun\b|\bagain\b", hint) is not None

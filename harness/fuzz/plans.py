@@ -27,7 +27,7 @@ W90_BLOCK = board_spec("w90p745").block_size
 XR_SYSINFO = board_spec("xr872").partitions["sysinfo"][0]
 
 # the quick profile's small W90 image: 16 KiB in the flash's last free block
-W90_CFG = {"number": 9, "name": "cfg", "base": 0x7F1F0000, "size": 0x4000}
+W90_CFG_NUMBER, W90_CFG_NAME, W90_CFG_BASE, W90_CFG_SIZE = 9, "cfg", 0x7F1F0000, 0x4000
 
 
 _ASSETS: dict[tuple[str, ...], Any] = {}
@@ -102,10 +102,10 @@ def w90_flash(profile: str) -> bytes:
         with NorFlash(P.flash_geometry()) as fl:
             T.build_factory(fl)
             if profile == "quick":
-                c = W90_CFG
-                data = random.Random("camrescue-fuzz:cfg").randbytes(c["size"])
+                data = random.Random("camrescue-fuzz:cfg").randbytes(W90_CFG_SIZE)
+                base = W90_CFG_BASE
                 rec = T.ImageRecord(
-                    c["number"], c["name"], c["base"], 0, c["base"], c["base"], T.FLAG_ACTIVE
+                    W90_CFG_NUMBER, W90_CFG_NAME, base, 0, base, base, T.FLAG_ACTIVE
                 )
                 T.factory_load(fl, rec, data)
             return fl.snapshot()
@@ -328,8 +328,9 @@ def plan_for(d: Draw) -> Plan:
             inputs = ["donor.bin"]
             file_specs = {"donor.bin": {"builder": "xr872_flash", "seed": 11}}
 
-        def outputs(work: Path, start: bytes, f: bytes, ok: bool) -> list[str]:
+        def outputs(work: Path, i: bytes, f: bytes, ok: bool) -> list[str]:
             # the first run's backup holds the initial flash; a rerun's, the flash it found
+            start = i
             probs = file_problems(work / "unit-before.bin", initial, "the backup")
             return probs + file_problems(work / "unit-before-rerun.bin", start, "the backup")
 

@@ -185,7 +185,9 @@ def _console_step(ctx: RunContext, st: ConsoleStep, rec: StepRecord, dev: LabDev
             [
                 FailureRecord(
                     f"console: {e}",
-                    " or ".join(repr(p) for p in (st.expect or [st.prompt or dev.spec.prompt])),
+                    " or ".join(
+                        repr(p) for p in (st.expect or [st.prompt or dev.spec.prompt or ""])
+                    ),
                     tail(e.seen),
                 )
             ]

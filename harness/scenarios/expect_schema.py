@@ -57,7 +57,7 @@ def parse_expectations(ctx: NodeReader, node: yaml.Node, where: str, sc: Scenari
         fm = ctx.mapping(m["files"][1], f"{where}.files", None)
         for fname, (kn, vn) in (fm or {}).items():
             fw = f"{where}.files.{fname}"
-            fc = FileCheck(line=kn.start_mark.line + 1, path=fname, device=sc.main_device)
+            fic = FileCheck(line=kn.start_mark.line + 1, path=fname, device=sc.main_device)
             check_placeholders(ctx, kn, fw, fname)
             cm = ctx.mapping(
                 vn,
@@ -75,37 +75,37 @@ def parse_expectations(ctx: NodeReader, node: yaml.Node, where: str, sc: Scenari
             if cm is None:
                 continue
             if "on" in cm:
-                fc.device = parse_device_ref(ctx, cm["on"][1], f"{fw}.on", sc) or sc.main_device
+                fic.device = parse_device_ref(ctx, cm["on"][1], f"{fw}.on", sc) or sc.main_device
             if "exists" in cm:
-                v = ctx.boolean(cm["exists"][1], f"{fw}.exists")
-                fc.exists = True if v is None else v
+                exists = ctx.boolean(cm["exists"][1], f"{fw}.exists")
+                fic.exists = True if exists is None else exists
             if "size" in cm:
-                fc.size = parse_matcher(ctx, cm["size"][1], f"{fw}.size")
+                fic.size = parse_matcher(ctx, cm["size"][1], f"{fw}.size")
             if "equals" in cm:
-                fc.equals = parse_image(
+                fic.equals = parse_image(
                     ctx, cm["equals"][1], f"{fw}.equals", sc.board, allow_factory=False
                 )
             if "equals_flash" in cm:
-                fc.equals_flash = parse_range(
+                fic.equals_flash = parse_range(
                     ctx,
                     cm["equals_flash"][1],
                     f"{fw}.equals_flash",
-                    sc.devices[fc.device].board,
+                    sc.devices[fic.device].board,
                     open_end=False,
                 )
             if "equals_initial_flash" in cm:
-                fc.equals_initial_flash = parse_range(
+                fic.equals_initial_flash = parse_range(
                     ctx,
                     cm["equals_initial_flash"][1],
                     f"{fw}.equals_initial_flash",
-                    sc.devices[fc.device].board,
+                    sc.devices[fic.device].board,
                     open_end=False,
                 )
             if "sha256" in cm:
-                fc.sha256 = (ctx.string(cm["sha256"][1], f"{fw}.sha256") or "").lower()
-            if not fc.exists and len(cm) > 1 + ("on" in cm):
+                fic.sha256 = (ctx.string(cm["sha256"][1], f"{fw}.sha256") or "").lower()
+            if not fic.exists and len(cm) > 1 + ("on" in cm):
                 ctx.problem(vn, fw, "a file expected not to exist cannot have other checks")
-            ex.files.append(fc)
+            ex.files.append(fic)
     return ex
 
 

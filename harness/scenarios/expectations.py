@@ -124,8 +124,8 @@ def check_expectations(ctx: RunContext) -> list[FailureRecord]:
             for f in text_failures(tc, text, label):
                 f.line = tc.line
                 out.append(f)
-    for fc in sc.expect.files:
-        out += _file_failures(ctx, fc)
+    for fic in sc.expect.files:
+        out += _file_failures(ctx, fic)
     return out
 
 

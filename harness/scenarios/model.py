@@ -359,8 +359,8 @@ def describe_fault(f: Fault) -> str:
         return f"power loss after {what}" + _back(f.power_back)
     if isinstance(f, LinkByteFault):
         who = "the host sends" if f.direction == "host" else "the device prints"
-        what = {"power_cut": "power cut", "watchdog": "watchdog reset", "log_lines": "log lines"}
-        return f"{what[f.action]} at byte {f.at_byte} {who}" + _back(f.power_back)
+        names = {"power_cut": "power cut", "watchdog": "watchdog reset", "log_lines": "log lines"}
+        return f"{names[f.action]} at byte {f.at_byte} {who}" + _back(f.power_back)
     if isinstance(f, TftpPowerCut):
         return f"power cut after {f.after_packets} TFTP datagrams" + _back(f.power_back)
     changed = {k: v for k, v in vars(f).items() if v != getattr(type(f)(), k)}
@@ -443,12 +443,12 @@ class Scenario:
             (d.board, d.flash) for d in self.devices.values() if d.flash is not None
         ]
         images += [(self.board, im) for im in self.files.values()]
-        for fc in self.expect.flash:
-            if fc.image is not None:
-                images.append((self.devices[fc.device].board, fc.image))
-        for fc in self.expect.files:
-            if fc.equals is not None:
-                images.append((self.board, fc.equals))
+        for flc in self.expect.flash:
+            if flc.image is not None:
+                images.append((self.devices[flc.device].board, flc.image))
+        for fic in self.expect.files:
+            if fic.equals is not None:
+                images.append((self.board, fic.equals))
         for board, im in images:
             if im.kind == "builder":
                 add(f"{board}_firmware")

@@ -218,7 +218,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError(
             f"--scenario-shard wants I/N with 0 <= I < N, got {shard!r}"
         ) from None
-    keep, drop = [], []
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
     for it in items:
         if isinstance(it, ScenarioItem):
             # by a stable hash of the name, so every machine agrees without talking
@@ -232,8 +233,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    outcome: Any = yield
     report = outcome.get_result()
     if isinstance(item, ScenarioItem) and call.when == "call" and item.result is not None:
         report.camrescue = item.result.to_json()  # travels to the xdist controller

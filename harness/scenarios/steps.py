@@ -459,11 +459,14 @@ def fault_to_yaml(f: Fault) -> dict[str, Any]:
     key = {PowerLoss: "power_loss", TftpPowerCut: "tftp_power_cut", LinkFaults: "link"}.get(
         type(f), "network"
     )
-    default = type(f)() if key in ("link", "network") else None
+    default = (
+        f if key not in ("link", "network") else LinkFaults() if key == "link" else TftpFaults()
+    )
+    same_as_default = key in ("link", "network")
     body = {
         fl.name: getattr(f, fl.name)
         for fl in fields(f)
-        if default is None or getattr(f, fl.name) != getattr(default, fl.name)
+        if not same_as_default or getattr(f, fl.name) != getattr(default, fl.name)
     }
     if key == "power_loss":
         body = {k: v for k, v in body.items() if v is not None or k == "power_back"}

@@ -57,14 +57,10 @@ def parse_fault_fields(
             x = ctx.number(v, w)
             if x is not None:
                 out[k] = x
-        elif k == "directions":
-            x = ctx.choice(v, w, ("both", "tx", "rx"))
-            if x is not None:
-                out[k] = x
-        elif k == "direction":
-            x = ctx.choice(v, w, DIRECTIONS)
-            if x is not None:
-                out[k] = x
+        elif k in ("directions", "direction"):
+            choice = ctx.choice(v, w, ("both", "tx", "rx") if k == "directions" else DIRECTIONS)
+            if choice is not None:
+                out[k] = choice
         else:  # counts, possibly null
             if isinstance(v, yaml.ScalarNode) and v.tag == "tag:yaml.org,2002:null":
                 out[k] = None
@@ -186,10 +182,10 @@ def parse_range(
     label = ""
     if isinstance(node, yaml.SequenceNode):
         items = [ctx.integer(n, where) for n in node.value]
-        if len(items) != 2 or None in items:
+        if len(items) != 2 or items[0] is None or items[1] is None:
             ctx.problem(node, where, "a range list is [start, end] with end not included")
             return None
-        start, end = items  # type: ignore[misc]
+        start, end = items[0], items[1]
         label = f"[{start:#x}, {end:#x})"
     elif isinstance(node, yaml.ScalarNode):
         v = ctx.value(node)
@@ -234,6 +230,8 @@ def parse_range(
             return None
     else:
         ctx.problem(node, where, f"expected a range, got {node_kind(node)}")
+        return None
+    if start is None:
         return None
     if start < 0 or start >= size or (end is not None and (end <= start or end > size)):
         ctx.problem(
