@@ -252,6 +252,37 @@ def wait_for_device(url: str, wait: float | None, status: Any = None) -> None:
         time.sleep(0.02)
 
 
+def is_real_port(url: str) -> bool:
+    """A serial device of this computer (an adapter, an on-board UART), not a pty
+    (an emulator, a terminal) and not a network URL (a lab's served port)."""
+    if "://" in url:
+        return False
+    real = os.path.realpath(url)
+    return not (
+        real.startswith("/dev/pts/")
+        or real == "/dev/ptmx"
+        or real.startswith("/dev/tty")
+        and real[8:].startswith("p")
+    )
+
+
+def confirm_typed(url: str, what: str, word: str, *, stdin: Any = None, stderr: Any = None) -> bool:
+    """Ask for ``word`` typed in full before ``what`` is done to a real camera on ``url``.
+
+    Returns True when confirmed or when ``url`` is not a real port (an emulator's
+    pty: rehearsals are not asked); False when the person typed anything else or
+    stdin is closed (a script: nothing to confirm with)."""
+    import sys
+
+    if not is_real_port(url):
+        return True
+    stdin = sys.stdin if stdin is None else stdin
+    stderr = sys.stderr if stderr is None else stderr
+    print(f"{what}\nType {word} to go on (anything else stops): ", end="", file=stderr, flush=True)
+    answer = stdin.readline()
+    return answer.strip() == word
+
+
 # -- the command -----------------------------------------------------------------
 
 

@@ -322,3 +322,26 @@ def test_ctrl_c_ends_with_what_to_do(tmp_path: Path) -> None:
     assert proc.returncode == 130, seen + err
     assert "error: interrupted" in err and "What to do: " in err
     assert "Flash: " in err
+
+
+def test_skip_erase_confirmation_is_asked_on_real_ports_only() -> None:
+    import io
+
+    master, slave = os.openpty()
+    try:
+        pty = os.ttyname(slave)
+        assert not ports.is_real_port(pty) and not ports.is_real_port("rfc2217://h:1")
+        assert ports.confirm_typed(pty, "x", "SKIP-ERASE", stdin=io.StringIO(""))
+    finally:
+        os.close(master)
+        os.close(slave)
+    real = "/dev/ttyS0"  # a device path that is not a pty: what an adapter is
+    assert ports.is_real_port(real)
+    err = io.StringIO()
+    ask = "skip the erase on the camera"
+    assert ports.confirm_typed(
+        real, ask, "SKIP-ERASE", stdin=io.StringIO("SKIP-ERASE\n"), stderr=err
+    )
+    assert "Type SKIP-ERASE" in err.getvalue() and ask in err.getvalue()
+    assert not ports.confirm_typed(real, ask, "SKIP-ERASE", stdin=io.StringIO("y\n"), stderr=err)
+    assert not ports.confirm_typed(real, ask, "SKIP-ERASE", stdin=io.StringIO(""), stderr=err)
