@@ -172,7 +172,7 @@ def run_emulate(args: argparse.Namespace) -> int:
     # SIGHUP pulls the plug and plugs it back in, as a person does to a camera
     signal.signal(signal.SIGHUP, lambda *_: cycle.set())
     try:
-        with cls(**kw) as dev, serving(dev, args, lambda line: print(line, flush=True)) as power:
+        with cls(**kw) as dev, serving(dev, args, lambda line: print(line, flush=True)) as lab:
             print(
                 f"{args.board}: serving on {dev.path}"
                 + (f" (also {args.link})" if args.link else "")
@@ -182,13 +182,14 @@ def run_emulate(args: argparse.Namespace) -> int:
             if server is not None:
                 print(f"tftp: {args.tftp_root} on {args.tftp_server[0]}:{args.tftp_server[1]}")
             print("open it with: picocom -b 115200 " + str(args.link or dev.path))
-            print("\n".join(recipe_lines(args.board, str(args.link or dev.path), args)))
+            port = lab.url or str(args.link or dev.path)
+            print("\n".join(recipe_lines(args.board, port, args)))
             print(f"kill -HUP {os.getpid()} power-cycles it; Ctrl-C stops it.", flush=True)
             try:
                 while not stop.is_set():
                     if cycle.wait(0.2):
                         cycle.clear()
-                        power.do("cycle")  # prints "power cycle: on"
+                        lab.switch.do("cycle")  # prints "power cycle: on"
             except KeyboardInterrupt:
                 pass
             if args.transcript:

@@ -429,13 +429,19 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass
+class Serving:
+    """What :func:`serving` started: the power switch SIGHUP and ``--control`` share, and
+    the served URL (None without ``--serve``)."""
+
+    switch: PowerSwitch
+    url: str | None = None
+
+
 @contextlib.contextmanager
-def serving(
-    device: Any, args: argparse.Namespace, log: Callable[[str], None]
-) -> Iterator[PowerSwitch]:
-    """Start what ``--serve`` and ``--control`` ask for around a powered ``device``; yield
-    the :class:`PowerSwitch` that SIGHUP and the control socket share."""
-    switch = PowerSwitch(device, log=log)
+def serving(device: Any, args: argparse.Namespace, log: Callable[[str], None]) -> Iterator[Serving]:
+    """Start what ``--serve`` and ``--control`` ask for around a powered ``device``."""
+    lab = Serving(PowerSwitch(device, log=log))
     with contextlib.ExitStack() as stack:
         if getattr(args, "serve", None) is not None:
             try:
@@ -446,9 +452,9 @@ def serving(
                 raise SystemExit(
                     f"camrescue emulate: cannot serve {args.serve.url}: {e.strerror or e}"
                 ) from None
-            srv = stack.enter_context(server)
-            log(f"{device.board}: serving {srv.url} (one client at a time)")
+            lab.url = stack.enter_context(server).url
+            log(f"{device.board}: serving {lab.url} (one client at a time)")
         if getattr(args, "control", None) is not None:
-            stack.enter_context(ControlSocket(args.control, switch))
+            stack.enter_context(ControlSocket(args.control, lab.switch))
             log(f"power: camrescue power on|off|cycle|status --control {args.control}")
-        yield switch
+        yield lab
