@@ -299,3 +299,14 @@ def test_ctrl_c_during_the_transfer_leaves_the_loader_at_its_prompt():
         table = con.run("ls -al")
         assert "name:tiny" in table and "name:new" not in table
         assert dev.flash.read(0x1F0000, 16) == b"\xff" * 16
+
+
+def test_verify_size_checks_the_listed_size_and_reads_nothing_back(tmp_path):
+    flash, out = dumped(tmp_path)
+    with W90P745Device(seed=16, initial_flash=flash) as dev, Port(dev.path) as port:
+        result = restore(port, out, progress=False, notify=quiet, baud=115200, verify="size")
+        log = port.transcript_text()
+        assert dev.flash.read(BASE - 0x7F000000, len(DATA)) == DATA
+    assert not result.images[0].verified  # only the size was checked
+    after_fx = log[log.index("tx fx 9 tiny") :]
+    assert "tx d 0x" not in after_fx and "size checked only" in result.message
