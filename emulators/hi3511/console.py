@@ -56,7 +56,7 @@ class UBootConsole(Console):
             return False
         return self.uart.read(1, 0) == b"\x03"
 
-    def readline(self, prompt: str, deadline: float | None = None) -> str:  # type: ignore[override]
+    def readline(self, prompt: str, deadline: float | None = None) -> str:
         """One line; raises Interrupted (Ctrl-C) or IdleTimeout (``deadline``, monotonic)."""
         hisi = self.variant.hisilicon
         if hisi:

@@ -72,6 +72,7 @@ BLOCK = 512
 # the ~1.5 MB/s U-Boot 1.1.x reaches on a 100 Mbit/s LAN. An assumption, not a measurement.
 PACKET_TIME = 0.0003
 
+FAST_TFTP_TIMEOUT = 0.05  # s; the Clock's usual shortened network wait
 OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR, OP_OACK = 1, 2, 3, 4, 5, 6
 
 
@@ -195,8 +196,9 @@ class TftpClient:
             self.con.puts("\n\t ")
 
     def _wait(self, sock: socket.socket, seconds: float) -> tuple[bytes, tuple[str, int]] | None:
-        """A datagram, or None after ``seconds`` of device time; Ctrl-C aborts."""
-        deadline = time.monotonic() + self.clock.timeout(seconds)
+        """A datagram, or None after ``seconds`` of device time; Ctrl-C aborts. Fast mode
+        shortens the wait to FAST_TFTP_TIMEOUT."""
+        deadline = time.monotonic() + self.clock.timeout(seconds, fast=FAST_TFTP_TIMEOUT)
         while True:
             if self.con.ctrlc():
                 raise Abort()

@@ -71,11 +71,11 @@ def load_backup(path: str | os.PathLike[str], address: int | None = None) -> Bac
             )
         base = int(manifest["base"])
         ranges = [dict(r) for r in manifest["ranges"]]
-        for r in ranges:
-            piece = data[r["address"] - base : r["address"] - base + r["length"]]
-            if f"{zlib.crc32(piece):08x}" != r["crc32"]:
+        for rng in ranges:
+            piece = data[rng["address"] - base : rng["address"] - base + rng["length"]]
+            if f"{zlib.crc32(piece):08x}" != rng["crc32"]:
                 raise ImageError(
-                    f"range {r['name']} of {p} fails its crc32", flash_state="untouched"
+                    f"range {rng['name']} of {p} fails its crc32", flash_state="untouched"
                 )
     else:
         base = (

@@ -504,8 +504,13 @@ class UBoot:
                     bar.update(min(done, len(sectors)))
                 else:
                     break
-        m = re.search(r"Erased (\d+) sectors", text)
-        if "Warning" in text or "Error" in text or not m or int(m.group(1)) != len(sectors):
+        erased = re.search(r"Erased (\d+) sectors", text)
+        if (
+            "Warning" in text
+            or "Error" in text
+            or not erased
+            or int(erased.group(1)) != len(sectors)
+        ):
             shown = re.sub(r"\[[ \d]+%\]#*-*\|?|\x08", "", text)
             raise DeviceError(
                 f"erase of {region.describe()} did not complete: {shown.strip()[-300:]!r}",

@@ -23,6 +23,7 @@ recognised by a valid JFFS2 node starting exactly at offset 144 or 188.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import struct
 import zlib
@@ -289,7 +290,7 @@ class PreparedImage:
 
 
 def prepare_jffs2_image(
-    path: str | Path, *, partition_size: int, erase_size: int | None = None
+    path: str | os.PathLike[str], *, partition_size: int, erase_size: int | None = None
 ) -> PreparedImage:
     """Read and check a raw JFFS2 image or ``.pkg`` for a partition; raise :class:`ImageError`."""
     p = Path(path)
