@@ -303,3 +303,18 @@ def test_lrzsz_sx_1k_fails_as_on_the_camera(tmp_path):
         ser.reset_input_buffer()
         assert b"name:t " not in run(ser, "ls")
         assert dev.flash.read(0x1A0000, 16) == b"\xff" * 16
+
+
+def test_mx_without_an_address_asks_for_one():
+    with loader() as (dev, ser):
+        ser.write(b"mx\r")
+        read_until(ser, b"Please enter destination address (0x8000):")
+        ser.write(b"400\r")  # not 0x hex: the default
+        out = read_until(ser, b"Press Ctrl-x to cancel ... \r\n")
+        assert b"400\r\nImage load address default to 0x00008000\r\nWaiting for download" in out
+        read_until(ser, b"C")
+        ser.write(block(1, b"M" * 128))
+        assert replies(ser, 2) == bytes([ACK, ACK])
+        ser.write(bytes([EOT]))
+        assert b"\r\nDownload successed!\r\n" in read_until(ser, PROMPT)
+        assert dev.ram.read(0x8000, 128) == b"M" * 128

@@ -391,7 +391,31 @@ def cmd_g(sh: Shell, args: list[str]) -> None:
 
 def cmd_mx(sh: Shell, args: list[str]) -> None:
     if not args:
-        raise CommandError("ERROR: give the address: MX 0x<addr> (the prompt form is not modelled)")
+        # GetAddress: up to 10 characters, backspace "\b \b", CR or LF ends it
+        sh.puts("Please enter destination address (0x8000):")
+        text = ""
+        while True:
+            c = sh.con.getc()
+            if c is None:
+                continue
+            if c in (0x0A, 0x0D):
+                sh.puts("\n")
+                break
+            if c == 0x08:
+                if text:
+                    text = text[:-1]
+                    sh.puts("\b \b")
+            elif len(text) < 10:
+                text += chr(c)
+                sh.puts(chr(c))
+        if validhex(text):
+            addr = int(text[2:10], 16)
+        else:
+            addr = 0x8000
+            sh.puts(f"Image load address default to 0x{addr:08x}\n")
+        res = sh.xmodem(addr)
+        sh.puts("\nDownload successed!\n" if res.ok else "\nDownload error!\n")
+        return
     if not validhex(args[0]):
         sh.puts(f"Invalid hex address ({args[0]})\n")
         return
