@@ -48,7 +48,7 @@ write, a command), a watchdog reset at a chosen byte, log lines injected
 between a command and its prompt, link noise (bit errors, drops, lost
 bursts), a line that goes silent, and on the Hi3511 TFTP loss/delay/
 duplicates, a server that disappears, and a power cut after N datagrams
-(:mod:`harness.netfaults`). Power may come back after a drawn delay (the
+(:mod:`harness.lab.netfaults`). Power may come back after a drawn delay (the
 camera reboots while the engine waits) or stay off.
 
 Every draw is reproducible: ``run seed = campaign seed + run index`` and a

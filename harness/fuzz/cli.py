@@ -71,7 +71,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def hook_scenarios(scenarios_parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``fuzz`` to the parser ``harness.runner.register_cli`` returns."""
+    """Add ``fuzz`` to the parser ``harness.scenarios.cli.register_cli`` returns."""
     for action in scenarios_parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return add_parser(action)

@@ -3,7 +3,7 @@
 :func:`check_expectations` checks every flash range (equal to an image, erased,
 unchanged, lost bits, sha256), the boot log, typed input and transcript, and the
 files in the work directory, and returns one
-:class:`~harness.report.FailureRecord` per failed check with expected and
+:class:`~harness.scenarios.report.FailureRecord` per failed check with expected and
 actual. :func:`json_failures` and :func:`text_failures` serve the engine steps
 too; :func:`expected_flash` is the image the report's flash map compares with.
 """

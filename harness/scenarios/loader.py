@@ -2,12 +2,12 @@
 
 :func:`load_scenario` / :func:`parse_scenario` either return a
 :class:`~harness.scenario_model.Scenario` or raise
-:class:`~harness.yamlnodes.ScenarioError` listing every problem as
+:class:`~harness.scenarios.yamlnodes.ScenarioError` listing every problem as
 ``file:line:column: where: what``. Loading never runs anything. The top level
 (name, board, markers, requires, timeout), devices and files are checked here;
-steps in :mod:`harness.schema_steps`, the final ``expect:`` in
-:mod:`harness.schema_expect`, and the pieces they share in
-:mod:`harness.schema_values`. docs/scenarios.md is the guide for writers.
+steps in :mod:`harness.scenarios.steps`, the final ``expect:`` in
+:mod:`harness.scenarios.expect_schema`, and the pieces they share in
+:mod:`harness.scenarios.values`. docs/scenarios.md is the guide for writers.
 """
 
 from __future__ import annotations

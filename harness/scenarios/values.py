@@ -5,7 +5,7 @@ flash ranges (partition names, ``[start, end]``, ``start+length``), value
 checks (:class:`~harness.scenario_model.Matcher`), expected JSON, text checks,
 link and network fault fields, device references (``on:``) and placeholders
 (``{work}``...). Each reads YAML nodes with a
-:class:`~harness.yamlnodes.NodeReader` and records located problems.
+:class:`~harness.scenarios.yamlnodes.NodeReader` and records located problems.
 """
 
 from __future__ import annotations
