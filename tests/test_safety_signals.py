@@ -340,3 +340,28 @@ def test_hi3511_power_cut_or_vanished_port_reports_the_true_flash_state(hi_files
         r = json.loads(lines[0])
         assert r["ok"] is False and "internal error" not in r["message"], r
         check_state(r["flash_status"], dev.flash.read(0, len(before)), before, after, HI_BASE)
+
+
+def test_xr872_dump_interrupted_says_untouched(tmp_path):
+    """An interrupted XR872 dump said ``flash_state: null``; it only reads: untouched
+    (and the .part it leaves resumes next time)."""
+    out = tmp_path / "dump.bin"
+    with XR872Device(seed=22) as dev:
+        before = dev.flash.snapshot()
+        argv = ["xr872", "dump", "--port", dev.path, "--out", str(out), "--json", *XR_FAST]
+        proc = engine(argv)
+        mark = 0
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            part = out.with_name(out.name + ".part")
+            if part.exists() and part.stat().st_size > mark + 0x10000:
+                break  # reading is under way
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+        assert dev.flash.snapshot() == before
+    r = json.loads(stdout)
+    assert proc.returncode == 130 and r["error"] == "Interrupted", (r, stderr[-2000:])
+    assert r["flash_state"] == "untouched"
+    assert r["flash_status"] == {"state": "untouched", "ranges": [], "resume": None}
+    assert not out.exists()
