@@ -12,10 +12,25 @@ from typing import Any, TextIO
 # -- results --------------------------------------------------------------------
 
 
+class _Absent:
+    """A dataclass field set to :data:`ABSENT` is left out of the JSON object (a key a
+    result has only in some cases), unlike None, which is written as null."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses, paths, enums, bytes, tuples and sets as plain JSON values."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name))
+            for f in dataclasses.fields(obj)
+            if getattr(obj, f.name) is not ABSENT
+        }
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)):

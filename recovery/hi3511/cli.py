@@ -297,7 +297,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         if not (a.backup or a.no_backup):
             backup_out = a.backup_out or str(unique_path(_default_backup_path()))
 
-        def run() -> dict[str, Any]:
+        def run() -> Any:
             check_backup_contents(a.backup, None, trust=a.trust_backup)
             again = _resume(a, "flash", a.image, "--partition", a.partition, "--no-backup")
             kept = a.backup or backup_out
@@ -375,7 +375,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
             None if a.no_backup else (a.backup_out or str(unique_path(_default_backup_path())))
         )
 
-        def run() -> dict[str, Any]:
+        def run() -> Any:
             check_backup_contents(a.backup, a.address, trust=a.trust_backup)
             words = [
                 "restore",

@@ -46,7 +46,7 @@ import sys
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,7 @@ from recovery.hi3511.parsers import (
     parse_mtdparts,
     parse_uimage_header,
 )
+from recovery.jsonout import ABSENT, to_jsonable
 from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, TransportError
 
@@ -116,6 +117,134 @@ class Connection:
 class Step:
     name: str
     seconds: float
+
+
+# -- results (JSON through recovery.jsonout; ABSENT fields are left out) ---------------
+
+
+@dataclass
+class WriteResult:
+    """One region written the safe way (:meth:`Session.write_region`)."""
+
+    region: str
+    address: int
+    length: int
+    crc32: str
+    erased_sectors: int
+
+
+@dataclass
+class BackupRange:
+    name: str
+    address: int
+    offset: int
+    length: int
+    crc32: str
+    sha256: str
+
+
+@dataclass
+class BackupFacts:
+    """A verified backup file (:func:`_do_backup`)."""
+
+    path: str
+    manifest: str
+    size: int
+    sha256: str
+    ranges: list[BackupRange]
+
+
+@dataclass
+class FlashFacts:
+    base: int
+    size: int
+    sectors: int
+    sector_size: int
+    protected: list[str]
+    erase_timeout_ms: int
+
+
+@dataclass
+class InfoResult:
+    message: str
+    attached: str
+    uboot_version: str
+    flash: FlashFacts
+    env: dict[str, str]
+    partitions: list[dict[str, Any]]
+    regions: dict[str, dict[str, int]]
+    rootfs_jffs2: bool
+    rootfs_first_node: str | None
+    rootfs_empty: bool
+    settings_jffs2: bool
+    kernel: Any
+    steps: list[Step]
+
+
+@dataclass
+class BackupResult:
+    message: str
+    path: str
+    manifest: str
+    size: int
+    sha256: str
+    ranges: list[BackupRange]
+    network: Any
+    uboot_version: str
+    steps: list[Step]
+
+
+@dataclass
+class Booted:
+    """What a boot showed, as the results carry it (top-level keys)."""
+
+    boot: Any = ABSENT
+    mounted: Any = ABSENT
+    crc_errors: Any = ABSENT
+    panic: Any = ABSENT
+    files: Any = ABSENT
+    cat: Any = ABSENT
+
+    def record(self, rep: BootReport) -> None:
+        self.boot, self.mounted, self.crc_errors = rep, rep.mounted, rep.crc_errors
+        self.panic, self.files, self.cat = rep.panic, rep.files, rep.cat
+
+
+@dataclass
+class FlashResult(Booted):
+    message: str = ""
+    partition: str = ""
+    image: Any = None
+    warnings: list[str] = field(default_factory=list)
+    network: Any = ABSENT
+    backup: Any = ABSENT  # BackupFacts, {"path", "given"} or None (--no-backup)
+    write: WriteResult | Any = ABSENT
+    flash_crc32: Any = ABSENT
+    flash_matches_image: Any = ABSENT
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class RestoreResult(Booted):
+    message: str = ""
+    backup: str = ""
+    ranges: list[WriteResult] = field(default_factory=list)
+    network: Any = ABSENT
+    backup_before_restore: BackupFacts | Any = ABSENT
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class BootResult(Booted):
+    message: str = ""
+    steps: list[Step] = field(default_factory=list)
+
+
+def _facts(result: Any) -> dict[str, Any]:
+    """A result's facts for an error's JSON (everything but the message)."""
+    facts = to_jsonable(result)
+    facts.pop("message", None)
+    return facts
 
 
 class Session:
@@ -240,7 +369,7 @@ class Session:
 
     def write_region(
         self, files: TftpFiles, opts: NetOptions, region: Region, data: bytes, name: str
-    ) -> dict[str, Any]:
+    ) -> WriteResult:
         """The safe path: RAM, verify, erase exactly, copy, verify."""
         assert self.uboot is not None
         ub = self.uboot
@@ -288,13 +417,7 @@ class Session:
             ub.protect(True, region)
         self.state = f"{region.describe()} written and verified"
         flash_tracker().verified(region.start, region.end)
-        return {
-            "region": region.name,
-            "address": region.start,
-            "length": len(data),
-            "crc32": f"{crc:08x}",
-            "erased_sectors": sectors,
-        }
+        return WriteResult(region.name, region.start, len(data), f"{crc:08x}", sectors)
 
     def boot(self, shell: ShellQuery) -> BootReport:
         assert self.uboot is not None
@@ -302,18 +425,8 @@ class Session:
             return self.uboot.bootm(KERNEL_ADDRESS, scan_bytes=REGIONS["rootfs"].size, shell=shell)
 
 
-def _boot_facts(rep: BootReport) -> dict[str, Any]:
-    return {
-        "boot": rep,
-        "mounted": rep.mounted,
-        "crc_errors": rep.crc_errors,
-        "panic": rep.panic,
-        "files": rep.files,
-        "cat": rep.cat,
-    }
-
-
-def _boot_verdict(rep: BootReport, facts: dict[str, Any], what: str) -> None:
+def _boot_verdict(rep: BootReport, result: Any, what: str) -> None:
+    facts = _facts(result)
     if rep.image_error:
         raise BootError(f"{what}, but the kernel did not boot: {rep.image_error}", facts=facts)
     if rep.panic:
@@ -331,7 +444,7 @@ def _boot_verdict(rep: BootReport, facts: dict[str, Any], what: str) -> None:
 # -- the operations -----------------------------------------------------------------------
 
 
-def info(conn: Connection) -> dict[str, Any]:
+def info(conn: Connection) -> InfoResult:
     """U-Boot version, flash geometry, environment, partition map, root fs check."""
     sess = Session(conn)
     with sess.guard():
@@ -344,28 +457,29 @@ def info(conn: Connection) -> dict[str, Any]:
         head = parse_node_header(root, 0)
         partitions = parse_mtdparts(sess.env.get("bootargs", ""))
         fi = ub.flinfo
-        return {
-            "message": f"{sess.version}; root file system {'looks like JFFS2' if jffs2 else 'is NOT JFFS2'}",
-            "attached": sess.attached_via,
-            "uboot_version": sess.version,
-            "flash": {
-                "base": FLASH_BASE,
-                "size": fi.size,
-                "sectors": len(fi.sectors),
-                "sector_size": fi.sector_size(0),
-                "protected": [f"{a:#010x}" for a in fi.protected],
-                "erase_timeout_ms": fi.erase_timeout_ms,
-            },
-            "env": sess.env,
-            "partitions": partitions,
-            "regions": {k: {"address": r.start, "size": r.size} for k, r in REGIONS.items()},
-            "rootfs_jffs2": jffs2,
-            "rootfs_first_node": head.kind if head else None,
-            "rootfs_empty": root == b"\xff" * len(root),
-            "settings_jffs2": looks_like_jffs2(settings),
-            "kernel": kernel,
-            "steps": sess.steps,
-        }
+        return InfoResult(
+            message=f"{sess.version}; root file system "
+            f"{'looks like JFFS2' if jffs2 else 'is NOT JFFS2'}",
+            attached=sess.attached_via,
+            uboot_version=sess.version,
+            flash=FlashFacts(
+                base=FLASH_BASE,
+                size=fi.size,
+                sectors=len(fi.sectors),
+                sector_size=fi.sector_size(0),
+                protected=[f"{a:#010x}" for a in fi.protected],
+                erase_timeout_ms=fi.erase_timeout_ms,
+            ),
+            env=sess.env,
+            partitions=partitions,
+            regions={k: {"address": r.start, "size": r.size} for k, r in REGIONS.items()},
+            rootfs_jffs2=jffs2,
+            rootfs_first_node=head.kind if head else None,
+            rootfs_empty=root == b"\xff" * len(root),
+            settings_jffs2=looks_like_jffs2(settings),
+            kernel=kernel,
+            steps=sess.steps,
+        )
 
 
 def _backup_ranges(include_bootloader: bool) -> list[Region]:
@@ -373,15 +487,13 @@ def _backup_ranges(include_bootloader: bool) -> list[Region]:
     return [REGIONS[n] for n in names]
 
 
-def _do_backup(
-    sess: Session, files: TftpFiles, out: Path, include_bootloader: bool
-) -> dict[str, Any]:
+def _do_backup(sess: Session, files: TftpFiles, out: Path, include_bootloader: bool) -> BackupFacts:
     assert sess.uboot is not None
     ub = sess.uboot
     regions = _backup_ranges(include_bootloader)
     mac = re.sub(r"[^0-9a-fA-F]", "", sess.env.get("ethaddr", "")).lower() or "unknown"
     pieces: list[bytes] = []
-    ranges: list[dict[str, Any]] = []
+    ranges: list[BackupRange] = []
     for r in regions:
         name = f"camrescue-{mac}-{r.name}.bin"
         since = files.expect_upload(name)
@@ -405,26 +517,28 @@ def _do_backup(
             )
         pieces.append(data)
         ranges.append(
-            {
-                "name": r.name,
-                "address": r.start,
-                "offset": r.start - regions[0].start,
-                "length": r.size,
-                "crc32": f"{crc:08x}",
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
+            BackupRange(
+                name=r.name,
+                address=r.start,
+                offset=r.start - regions[0].start,
+                length=r.size,
+                crc32=f"{crc:08x}",
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
         )
     image = b"".join(pieces)
-    manifest = make_manifest(out.name, regions[0].start, image, ranges, sess.version, sess.env)
+    manifest = make_manifest(
+        out.name, regions[0].start, image, [asdict(x) for x in ranges], sess.version, sess.env
+    )
     with sess.step("write backup"):
         save_backup(out, image, manifest)
-    return {
-        "path": str(out),
-        "manifest": str(manifest_path(out)),
-        "size": len(image),
-        "sha256": manifest["sha256"],
-        "ranges": ranges,
-    }
+    return BackupFacts(
+        path=str(out),
+        manifest=str(manifest_path(out)),
+        size=len(image),
+        sha256=manifest["sha256"],
+        ranges=ranges,
+    )
 
 
 def backup(
@@ -433,7 +547,7 @@ def backup(
     net: NetOptions,
     *,
     include_bootloader: bool = False,
-) -> dict[str, Any]:
+) -> BackupResult:
     """Upload kernel, root and settings (and the boot loader) and verify each range's crc32."""
     target = Path(out)
     _check_writable(target)
@@ -444,13 +558,17 @@ def backup(
         settings = sess.network(net)
         with TftpFiles(net, sess.status) as files:
             facts = _do_backup(sess, files, target, include_bootloader)
-        return {
-            "message": f"backup of {len(facts['ranges'])} ranges written to {target} (verified by crc32)",
-            **facts,
-            "network": settings,
-            "uboot_version": sess.version,
-            "steps": sess.steps,
-        }
+        return BackupResult(
+            message=f"backup of {len(facts.ranges)} ranges written to {target} (verified by crc32)",
+            path=facts.path,
+            manifest=facts.manifest,
+            size=facts.size,
+            sha256=facts.sha256,
+            ranges=facts.ranges,
+            network=settings,
+            uboot_version=sess.version,
+            steps=sess.steps,
+        )
 
 
 def _check_writable(target: Path) -> None:
@@ -477,8 +595,14 @@ def flash(
     boot: bool = True,
     remote_name: str | None = None,
     shell: ShellQuery | None = None,
-) -> dict[str, Any]:
-    """Write a JFFS2 image (raw or .pkg) to a partition the safe way, then boot and report."""
+) -> FlashResult:
+    """Write a JFFS2 image (raw or .pkg) to a partition the safe way, then boot and report.
+
+    The order, in this function: attach and check the flash geometry; refuse another
+    camera's backup; set the network; back up this camera (or take the given backup);
+    then write the region (:meth:`Session.write_region`: download to RAM, crc32, erase
+    exactly the region, copy, crc32) — or, with ``skip_erase``, tftp straight into the
+    flash on purpose; then boot and judge the kernel's log."""
     if partition not in JFFS2_REGIONS:
         raise UsageError(f"--partition must be one of {', '.join(JFFS2_REGIONS)}")
     region = REGIONS[partition]
@@ -503,11 +627,8 @@ def flash(
         warn(text)
         warnings.append(text)
     sess = Session(conn)
-    facts: dict[str, Any] = {
-        "partition": partition,
-        "image": prepared.summary(),
-        "warnings": warnings,
-    }
+    result = FlashResult(partition=partition, image=prepared.summary(), warnings=warnings)
+    given_backup: Any = ABSENT
     with sess.guard():
         sess.attach()
         sess.check_geometry([region])
@@ -515,14 +636,14 @@ def flash(
             _check_same_camera(
                 sess, existing, hint="make a backup of this camera first (drop --backup)"
             )
-            facts["backup"] = {"path": str(existing.path), "given": True}
-        net_settings = sess.network(net)
-        facts["network"] = net_settings
+            given_backup = {"path": str(existing.path), "given": True}
+        result.network = sess.network(net)
+        result.backup = given_backup
         with TftpFiles(net, sess.status) as files:
             if existing is None and not no_backup:
-                facts["backup"] = _do_backup(sess, files, out, include_bootloader=False)
+                result.backup = _do_backup(sess, files, out, include_bootloader=False)
             elif no_backup:
-                facts["backup"] = None
+                result.backup = None
             assert sess.uboot is not None
             flash_tracker().plan([(region.start, region.end)])
             if skip_erase:
@@ -543,22 +664,24 @@ def flash(
                 flash_tracker().written(region.start, region.end)
                 with sess.step(f"crc32 {partition}"):
                     flash_crc = sess.uboot.crc32(region.start, prepared.size)
-                facts["flash_crc32"] = f"{flash_crc:08x}"
-                facts["flash_matches_image"] = flash_crc == prepared.crc32
+                result.flash_crc32 = f"{flash_crc:08x}"
+                result.flash_matches_image = flash_crc == prepared.crc32
             else:
-                facts["write"] = sess.write_region(files, net, region, prepared.data, remote_name)
-                facts["flash_crc32"] = facts["write"]["crc32"]
-                facts["flash_matches_image"] = True
-        facts["steps"] = sess.steps
+                result.write = sess.write_region(files, net, region, prepared.data, remote_name)
+                result.flash_crc32 = result.write.crc32
+                result.flash_matches_image = True
+        result.steps = sess.steps
         what = f"{partition} written from {Path(image).name}" + (
             " without erase" if skip_erase else " and verified"
         )
         if not boot:
-            return {"message": what + " (not booted)", **facts}
+            result.message = what + " (not booted)"
+            return result
         rep = sess.boot(shell or ShellQuery())
-        facts.update(_boot_facts(rep))
-        _boot_verdict(rep, facts, what)
-        return {"message": f"{what}; booted, root mounted with no CRC errors", **facts}
+        result.record(rep)
+        _boot_verdict(rep, result, what)
+        result.message = f"{what}; booted, root mounted with no CRC errors"
+        return result
 
 
 def _check_same_camera(sess: Session, backup: BackupImage, *, hint: str) -> None:
@@ -586,7 +709,7 @@ def restore(
     shell: ShellQuery | None = None,
     other_camera: bool = False,
     backup_out: str | None = None,
-) -> dict[str, Any]:
+) -> RestoreResult:
     """Write a backup's ranges back, each the safe way, then boot and report.
 
     With ``backup_out``, what is about to be overwritten is backed up there first.
@@ -618,7 +741,7 @@ def restore(
         option="--include-bootloader --confirm-bootloader",
     )
     sess = Session(conn)
-    facts: dict[str, Any] = {"backup": str(bk.path), "ranges": []}
+    result = RestoreResult(backup=str(bk.path))
     with sess.guard():
         sess.attach()
         if not other_camera:
@@ -630,35 +753,35 @@ def restore(
             )
         regions = [Region(r["name"], r["address"], r["length"]) for r in ranges]
         sess.check_geometry(regions)
-        facts["network"] = sess.network(net)
+        result.network = sess.network(net)
         flash_tracker().plan((r.start, r.end) for r in regions)
         with TftpFiles(net, sess.status) as files:
             if backup_out is not None:
                 bootloader = any(r.start < REGIONS["kernel"].start for r in regions)
-                facts["backup_before_restore"] = _do_backup(
-                    sess, files, Path(backup_out), bootloader
-                )
+                result.backup_before_restore = _do_backup(sess, files, Path(backup_out), bootloader)
             for r, region in zip(ranges, regions, strict=True):
                 name = f"camrescue-restore-{region.name}.bin"
-                facts["ranges"].append(
-                    sess.write_region(files, net, region, bk.range_data(r), name)
-                )
-        facts["steps"] = sess.steps
+                result.ranges.append(sess.write_region(files, net, region, bk.range_data(r), name))
+        result.steps = sess.steps
         what = f"restored {', '.join(r.name for r in regions)} from {bk.path.name}"
         if not boot:
-            return {"message": what + " (not booted)", **facts}
+            result.message = what + " (not booted)"
+            return result
         rep = sess.boot(shell or ShellQuery())
-        facts.update(_boot_facts(rep))
-        _boot_verdict(rep, facts, what)
-        return {"message": f"{what}; booted, root mounted with no CRC errors", **facts}
+        result.record(rep)
+        _boot_verdict(rep, result, what)
+        result.message = f"{what}; booted, root mounted with no CRC errors"
+        return result
 
 
-def boot(conn: Connection, *, shell: ShellQuery | None = None) -> dict[str, Any]:
+def boot(conn: Connection, *, shell: ShellQuery | None = None) -> BootResult:
     """Boot the kernel and report CRC errors and the mount result."""
     sess = Session(conn)
     with sess.guard():
         sess.attach()
         rep = sess.boot(shell or ShellQuery())
-        facts = {**_boot_facts(rep), "steps": sess.steps}
-        _boot_verdict(rep, facts, "booted")
-        return {"message": "booted, root mounted with no CRC errors", **facts}
+        result = BootResult(steps=sess.steps)
+        result.record(rep)
+        _boot_verdict(rep, result, "booted")
+        result.message = "booted, root mounted with no CRC errors"
+        return result
