@@ -125,13 +125,14 @@ def add_emulate_parser(sub: Any) -> None:
         bp.set_defaults(func=run_emulate)
 
 
-def _initial_flash(board: str, path: Path | None) -> bytes | None:
-    """A new flash file for the Hi3511 gets the harness's vendor-like firmware."""
+def _initial_flash(board: str, path: Path | None, uboot: str | None = None) -> bytes | None:
+    """A new flash file for the Hi3511 gets the harness's vendor-like firmware (its
+    environment where the chosen U-Boot tree, ``--uboot``, keeps it)."""
     if board != "hi3511" or (path is not None and path.exists()):
         return None
-    from harness.firmware.hi3511 import vendor_flash
+    from harness.firmware.hi3511 import DEFAULT_UBOOT, vendor_flash
 
-    return vendor_flash("A")
+    return vendor_flash("A", uboot=uboot or DEFAULT_UBOOT)
 
 
 def run_emulate(args: argparse.Namespace) -> int:
@@ -145,7 +146,7 @@ def run_emulate(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "link_path": args.link,
     }
-    initial = _initial_flash(args.board, args.flash)
+    initial = _initial_flash(args.board, args.flash, getattr(args, "uboot", None))
     if initial is not None:
         kw["initial_flash"] = initial
     if args.board == "hi3511":
