@@ -165,7 +165,9 @@ def test_receiver_c_until_the_first_block_then_stray_ack_and_ack():
         assert ser.read(100).count(b"C") >= 2  # C repeats while nobody sends
         ser.write(block(1, bytes(128)))
         assert replies(ser, 2) == bytes([ACK, ACK])  # the stray ACK, then the block's
-        time.sleep(2.0)  # longer than the wait before block 1 plus the pause threshold
+        ser.write(block(2, bytes(128)))  # at once: a short gap
+        assert replies(ser, 1) == bytes([ACK])
+        time.sleep(1.5)  # a pause (fast mode: longer than the last gap + 1 s)
         assert ser.read(100) == b""  # no more C once a block came
         ser.write(bytes([EOT]))
         # the stray ACK after the pause, then EOT's, at once

@@ -33,7 +33,9 @@ Timing (assumption: the poll loop rate is not in the source). Real time:
 0x40000 polls a second, so one ``C`` a second after the 4 s sleep, and a
 stray ACK when a byte comes more than 38 ms (10000 polls) later than the
 previous gap. Fast mode: no sleep, a ``C`` every 0.25 s, and a pause counts
-from 0.2 s (a wider margin, so a loaded test machine does not trigger it).
+from 1 s (a wide margin, so a loaded test machine does not trigger it);
+the first byte after the ``C`` phase counts as a 2 s gap, so it always gets
+the stray ACK, as in the source (0x40000 polls against 10000).
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ class XmodemTiming:
     first_sleep: float  # the one sleep(4000) at the first idle poll
     c_interval: float  # 0x40000 polls
     pause: float  # 10000 polls
+    c_phase: float  # the least idle count a byte after a 'C' sees (0x40000 polls)
 
     @classmethod
     def for_mode(cls, realtime: bool) -> XmodemTiming:
         if realtime:
-            return cls(first_sleep=4.0, c_interval=1.0, pause=10000 / 0x40000)
-        return cls(first_sleep=0.0, c_interval=0.25, pause=0.2)
+            return cls(first_sleep=4.0, c_interval=1.0, pause=10000 / 0x40000, c_phase=1.0)
+        return cls(first_sleep=0.0, c_interval=0.25, pause=1.0, c_phase=2.0)
 
 
 @dataclass
@@ -134,7 +137,7 @@ class XmodemReceiver:
                 self.uart.unread(got)
             gap = time.monotonic() - idle_since
             if not started and c_sent:
-                gap = max(gap, self.t.c_interval)  # the count ran through the C phase
+                gap = max(gap, self.t.c_phase)  # the count ran through the C phase
             if gap > old_gap + self.t.pause:
                 self._send(ACK)  # the stray ACK after a pause
             old_gap = gap
