@@ -28,7 +28,9 @@ What the script does with a command, besides running it:
   runs until the document ends, and is waited for until it prints its port; a
   Hi3511 emulator gets ``--tftp-server 127.0.0.1:<free port>`` unless it has one, and
   ``127.0.0.1:6969`` in later commands becomes that endpoint (parallel test runs
-  must not fight over one UDP port);
+  must not fight over one UDP port); likewise a TCP port in ``rfc2217://127.0.0.1:PORT``,
+  ``socket://127.0.0.1:PORT`` or ``TCP-LISTEN:PORT`` becomes a free one (the same
+  all through the page);
 * ``/dev/pts/N`` or ``/dev/pts/7`` becomes the port of the emulator of the command's
   board (``camrescue BOARD ...``), or of the last one started; a command for a board
   with no emulator running starts one first;
@@ -57,6 +59,7 @@ BOARDS = ("hi3511", "w90p745", "xr872")
 INTERACTIVE = ("picocom", "minicom", "screen")
 FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)")
 MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(.*?)\s*-->\s*$")
+TCP_PORT = r"(?:(?:rfc2217|socket)://127\.0\.0\.1:|TCP-LISTEN:)(\d+)"
 COMMAND_LINE = re.compile(r"^\s*(\$ |camrescue\b|\.venv/bin/camrescue\b|sudo camrescue\b)")
 
 
@@ -169,6 +172,7 @@ __n=0
 LAST_PORT=""
 trap 'for p in "${__pids[@]}"; do kill $p 2>/dev/null; done; wait 2>/dev/null' EXIT
 __fail() { echo "docs-test: $*" >&2; exit 1; }
+__free_tcp() { python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 __free_udp() { python -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 __emulate() {  # BOARD ARGS...: start an emulator, wait for its port
   local board=$1; shift
@@ -214,6 +218,9 @@ def script(path: Path) -> tuple[str, list[str]]:
     out = [PRELUDE]
     skipped: list[str] = []
     tftp_sub = False
+    # TCP ports a page serves on: free ones instead, the same all through the page
+    tcp = sorted(set(re.findall(TCP_PORT, path.read_text())), key=int)
+    out += [f"TCP_{n}=$(__free_tcp)" for n in tcp]
     for block in blocks(path):
         if block.tag not in SHELL_TAGS:
             continue
@@ -237,6 +244,9 @@ def script(path: Path) -> tuple[str, list[str]]:
             code = re.sub(r"(?<![\w.])/tmp/", "$S/tmp/", code)
             if tftp_sub:
                 code = code.replace("127.0.0.1:6969", "$TFTP_hi3511")
+            code = re.sub(
+                TCP_PORT, lambda m: m.group(0)[: -len(m.group(1))] + f"$TCP_{m.group(1)}", code
+            )
             background = code.endswith("&") and not code.endswith("&&")
             if background:
                 code = code[:-1].rstrip()
@@ -308,7 +318,7 @@ def test_doc_commands_run(doc: Path, tmp_path: Path) -> None:
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=150,
     )
     assert proc.returncode == 0, (
         f"{doc.name}: a command failed\n--- stderr (tail)\n{proc.stderr[-6000:]}"
