@@ -35,6 +35,9 @@ What the script does with a command, besides running it:
   board (``camrescue BOARD ...``), or of the last one started; a command for a board
   with no emulator running starts one first;
 * paths under ``/tmp/`` move into the run's directory;
+* ``make``, ``pip install``, ``python -m venv`` and ``.venv/`` are refused: they would
+  change the venv the test runs in (such blocks carry a skip marker;
+  tests/test_install.py installs into a venv of its own);
 * ``picocom``/``minicom``/``screen`` (interactive) are replaced by a check that the
   port exists;
 * a command ending in ``&`` runs in the background; the block waits for it at its
@@ -257,6 +260,11 @@ def script(path: Path) -> tuple[str, list[str]]:
                     "without <!-- docs-test: hardware -->"
                 )
             prog = words[0] if words else ""
+            if prog in ("make", "pip", "pip3") or re.search(r"\bpip install|-m venv|\.venv/", code):
+                raise AssertionError(
+                    f"{where}: installs or rebuilds the venv this test runs in: mark the block "
+                    "<!-- docs-test: skip: REASON --> (tests/test_install.py covers installing)"
+                )
             if prog in ("sudo",) and len(words) > 1:
                 prog = words[1]
             if len(words) >= 3 and words[0] == "camrescue" and words[1] == "emulate":
@@ -306,7 +314,8 @@ def test_doc_commands_run(doc: Path, tmp_path: Path) -> None:
     text, skipped = script(doc)
     # the reader's checkout: the repository's files, but what the commands write stays here
     for entry in ROOT.iterdir():
-        if entry.name not in (".git",) and not entry.name.endswith((".bin", ".json")):
+        # never .venv: a command must not reach the venv this test runs in
+        if entry.name not in (".git", ".venv") and not entry.name.endswith((".bin", ".json")):
             (tmp_path / entry.name).symlink_to(entry)
     (tmp_path / "docs-test.sh").write_text(text)
     env = dict(os.environ)
