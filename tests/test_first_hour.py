@@ -345,3 +345,36 @@ def test_skip_erase_confirmation_is_asked_on_real_ports_only() -> None:
     assert "Type SKIP-ERASE" in err.getvalue() and ask in err.getvalue()
     assert not ports.confirm_typed(real, ask, "SKIP-ERASE", stdin=io.StringIO("y\n"), stderr=err)
     assert not ports.confirm_typed(real, ask, "SKIP-ERASE", stdin=io.StringIO(""), stderr=err)
+
+
+def test_a_missing_port_fails_at_once_on_every_board_unless_wait_is_given(tmp_path: Path) -> None:
+    """The same rule and the same message for hi3511 and w90p745 (xr872 too): no
+    waiting for a device that is not there unless --wait says so."""
+    missing = str(tmp_path / "ttyUSB9")
+    said = {}
+    for board in ("hi3511", "w90p745", "xr872"):
+        proc = subprocess.Popen(
+            [CAMRESCUE, board, "info", "--port", missing],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            # a board that waits would still be waiting when the device appears
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError(f"{board} waited for a missing port without --wait") from None
+        assert proc.returncode == 4, (board, err)
+        said[board] = err
+        assert f"{missing} does not exist" in err, (board, err)
+    # with --wait, the port is waited for: it appears (an emulator's link) and is used
+    with Emulator("w90p745", "--link", str(tmp_path / "later"), cwd=tmp_path):
+        pass
+    proc = subprocess.Popen(
+        [CAMRESCUE, "w90p745", "info", "--port", str(tmp_path / "later"), "--wait", "60"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    with Emulator("w90p745", "--link", str(tmp_path / "later"), cwd=tmp_path):
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
