@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from recovery.errors import EXIT_OK, ConsoleError, Interrupted, RecoveryError, exit_codes_epilog
+from recovery.examples import examples_epilog
 from recovery.files import Input, Output, preflight, remove_stale_tempdirs
 from recovery.jsonout import print_json, to_jsonable
 from recovery.safety import UNTOUCHED, FlashTracker, reset_tracker, set_tracker
@@ -125,7 +126,7 @@ def add_board_parser(subparsers: Any, board: str, *, help: str, description: str
         board,
         help=help,
         description=description,
-        epilog=exit_codes_epilog(),
+        epilog=examples_epilog(board) + exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_subparsers(dest=f"{board}_command", metavar="COMMAND", required=True)
@@ -138,7 +139,7 @@ def add_operation_parser(board_parser: argparse.ArgumentParser, name: str, *, he
     return sub.add_parser(
         name,
         help=help,
-        epilog=exit_codes_epilog(),
+        epilog=examples_epilog(board_parser.prog.split()[-1], name) + exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
 

@@ -25,6 +25,7 @@ from recovery.cliutil import (
     say,
 )
 from recovery.errors import BootError, UsageError, exit_codes_epilog
+from recovery.examples import examples_epilog
 from recovery.files import Input, Output
 from recovery.xr872.driver import (
     DEFAULT_BAUD,
@@ -93,20 +94,27 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         "xr872",
         help="XR872 cameras (XF16): info, dump, write, clone through the boot ROM",
         description="Talk to an XR872's boot ROM over a USB-TTL adapter (docs/xr872.md).",
-        epilog=exit_codes_epilog(),
+        epilog=examples_epilog("xr872") + exit_codes_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sp = p.add_subparsers(dest="xr872_command", required=True, metavar="ACTION")
-    _sub = {"epilog": exit_codes_epilog(), "formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    def _sub(name: str) -> dict[str, Any]:
+        return {
+            "epilog": examples_epilog("xr872", name) + exit_codes_epilog(),
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+        }
 
     q = sp.add_parser(
-        "info", **_sub, help="chip, flash id/size, image sections, eFuse and sysinfo MACs"
+        "info", **_sub("info"), help="chip, flash id/size, image sections, eFuse and sysinfo MACs"
     )
     _add_common(q)
     _add_reboot(q)
     q.set_defaults(func=_cli_info)
 
-    q = sp.add_parser("dump", **_sub, help="read the whole flash to a file (+ manifest); resumable")
+    q = sp.add_parser(
+        "dump", **_sub("dump"), help="read the whole flash to a file (+ manifest); resumable"
+    )
     _add_common(q)
     q.add_argument("--out", required=True, help="output file (written atomically)")
     q.add_argument("--no-resume", action="store_true", help="ignore an interrupted .part file")
@@ -114,14 +122,18 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     _add_reboot(q)
     q.set_defaults(func=_cli_dump)
 
-    q = sp.add_parser("write", **_sub, help="write an XR872 image: checked, backed up, verified")
+    q = sp.add_parser(
+        "write", **_sub("write"), help="write an XR872 image: checked, backed up, verified"
+    )
     _add_common(q)
     q.add_argument("image", help="xr_system.img or a whole-flash dump")
     _add_write_options(q)
     q.set_defaults(func=_cli_write)
 
     q = sp.add_parser(
-        "clone", **_sub, help="write a donor's dump, keeping this unit's own sysinfo and data"
+        "clone",
+        **_sub("clone"),
+        help="write a donor's dump, keeping this unit's own sysinfo and data",
     )
     _add_common(q)
     q.add_argument("--from", dest="donor", required=True, help="the donor's 1 MiB dump")
