@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import BOARDS, device_class
-from harness.practice import add_sample_image_parser, recipe_lines
+from harness.practice import add_sample_image_parser, emulate_board_epilog, recipe_lines
 
 
 def _emulator_module(board: str) -> str:
@@ -91,7 +91,12 @@ def add_emulate_parser(sub: Any) -> None:
     )
     bsub = p.add_subparsers(dest="board", required=True, metavar="BOARD")
     for board in BOARDS:
-        bp = bsub.add_parser(board, help=f"emulate the {board} board")
+        bp = bsub.add_parser(
+            board,
+            help=f"emulate the {board} board",
+            epilog=emulate_board_epilog(board),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         bp.add_argument(
             "--flash", type=Path, help="persistent flash image file (created if missing)"
         )
@@ -227,7 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         hook_scenarios(register_cli(sub))
     except ImportError:
         pass
-    bench = sub.add_parser("bench", help="run the benchmarks in bench/ and print their ratios")
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks in bench/ and print their ratios",
+        epilog="examples:\n  camrescue bench\n      every benchmark; ratios are printed, "
+        "nothing is asserted (docs/performance.md)\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     bench.set_defaults(
         func=lambda a: __import__("runpy").run_module("bench", run_name="__main__") and 0
     )

@@ -143,3 +143,23 @@ def recipe_lines(board: str, port: str, args: argparse.Namespace) -> list[str]:
                 "to use it instead of starting its own on the same port"
             )
     return out
+
+
+def emulate_board_epilog(board: str) -> str:
+    """The examples of ``camrescue emulate BOARD --help``."""
+    lines = ["examples:", f"  camrescue emulate {board} --flash cam.bin"]
+    if board == "hi3511":
+        lines += [
+            "      an emulated Hi3511 whose flash lives in cam.bin; it prints its port and the",
+            "      engine command to paste (--tftp-bind 127.0.0.1:6969 --reboot)",
+            "  camrescue emulate hi3511 --flash cam.bin --tftp-root ./tftp",
+            "      it also serves TFTP from ./tftp: the command to paste then says",
+            "      --no-server --tftp-root ./tftp, so the engine does not start a second server",
+        ]
+    else:
+        lines += ["      it prints its port and the engine command to paste"]
+    lines += [
+        f"  camrescue emulate {board} --link /tmp/ttyCAM0",
+        "      the port also at a stable path",
+    ]
+    return "\n".join(lines) + "\n"
