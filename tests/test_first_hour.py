@@ -378,3 +378,24 @@ def test_a_missing_port_fails_at_once_on_every_board_unless_wait_is_given(tmp_pa
     with Emulator("w90p745", "--link", str(tmp_path / "later"), cwd=tmp_path):
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
+
+
+def test_every_help_has_examples() -> None:
+    """Every command's --help, at every level, shows how it is used."""
+    import argparse
+
+    from harness.cli import build_parser
+
+    def walk(p: argparse.ArgumentParser, path: list[str]):
+        yield path, p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    yield from walk(sub, [*path, name])
+
+    lacking = [
+        " ".join(path) or "(top)"
+        for path, p in walk(build_parser(), [])
+        if "examples:" not in (p.epilog or "")
+    ]
+    assert not lacking, "no examples in: " + ", ".join(lacking)
