@@ -399,3 +399,33 @@ def test_every_help_has_examples() -> None:
         if "examples:" not in (p.epilog or "")
     ]
     assert not lacking, "no examples in: " + ", ".join(lacking)
+
+
+OUTSIDE = re.compile(
+    r"seed 0\d\d|seed 00\d|\bseed's\b|the seed\b(?! \d)|REFERENCE\.md|shared/seeds", re.I
+)
+
+
+def test_help_and_docs_name_nothing_outside_the_repository() -> None:
+    """No "seed 000", "the seed's mistake" or REFERENCE.md: a reader has none of them."""
+    import argparse
+
+    from harness.cli import build_parser
+
+    def walk(p: argparse.ArgumentParser, path: list[str]):
+        yield path, p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    yield from walk(sub, [*path, name])
+
+    found = []
+    for path, p in walk(build_parser(), []):
+        for m in OUTSIDE.finditer(p.format_help()):
+            found.append(f"camrescue {' '.join(path)} --help: {m.group(0)!r}")
+    root = Path(__file__).resolve().parent.parent
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
+        for n, line in enumerate(doc.read_text().splitlines(), 1):
+            for m in OUTSIDE.finditer(line):
+                found.append(f"{doc.relative_to(root)}:{n}: {m.group(0)!r}")
+    assert not found, "\n".join(found)
