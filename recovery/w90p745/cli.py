@@ -34,12 +34,13 @@ from recovery.w90p745.operations import dump, info, restore
 
 def _open(args: argparse.Namespace) -> Port:
     """Open ``--port``; a device path that does not exist yet (an adapter being
-    plugged in, an emulator being started) is waited for during ``--wait``."""
+    plugged in, an emulator being started) is waited for when ``--wait`` is given
+    (without it a missing port is an error at once, as on the other boards)."""
     path = args.port
-    if "://" not in path and not os.path.exists(path):
+    if args.wait is not None and "://" not in path and not os.path.exists(path):
         if progress_enabled(args):
             print(f"waiting for {path} to appear ...", file=sys.stderr, flush=True)
-        deadline = time.monotonic() + args.wait
+        deadline = time.monotonic() + _wait(args)
         while not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.02)
     try:
@@ -49,6 +50,10 @@ def _open(args: argparse.Namespace) -> Port:
         return Port(path, speed or 115200, transcript=args.transcript)
     except TransportError as e:
         raise ConsoleError(str(e), flash_state="untouched") from e
+
+
+def _wait(args: argparse.Namespace) -> float:
+    return 30.0 if args.wait is None else float(args.wait)
 
 
 def _names(value: str | None) -> list[str] | None:
@@ -99,7 +104,7 @@ def _common(p: argparse.ArgumentParser, *, speed: bool = False) -> None:
     p.add_argument(
         "--wait",
         type=float,
-        default=30.0,
+        default=None,  # 30 s for the loader; a missing port is waited for only when given
         metavar="S",
         help="how long to wait for the boot loader (power the camera on meanwhile; default 30)",
     )
@@ -118,7 +123,9 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p = add_operation_parser(top, "info", help="loader version, memory and flash size, image table")
     _common(p)
     p.set_defaults(
-        func=lambda a: run_operation(a, "info", _with_port(a, lambda port: info(port, wait=a.wait)))
+        func=lambda a: run_operation(
+            a, "info", _with_port(a, lambda port: info(port, wait=_wait(a)))
+        )
     )
 
     p = add_operation_parser(top, "dump", help="dump images page by page with 'd' (resumable)")
@@ -148,7 +155,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                     a.out,
                     images=_names(a.images),
                     reads=a.reads,
-                    wait=a.wait,
+                    wait=_wait(a),
                     progress=progress_enabled(a),
                     baud=a.baud,
                 ),
@@ -186,7 +193,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
                     port,
                     a.dir,
                     images=_names(a.images),
-                    wait=a.wait,
+                    wait=_wait(a),
                     progress=progress_enabled(a),
                     verify=a.verify,
                     baud=a.baud,
