@@ -151,6 +151,9 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--verbose", "-v", action="store_true", help="also print each step and its time"
+    )
+    parser.add_argument(
         "--transcript",
         metavar="FILE",
         help="save the serial session (both directions, timestamps) to FILE",
@@ -290,6 +293,8 @@ def _run(
         if as_json:
             print_json(payload)
         else:
+            if render and not getattr(args, "verbose", False):  # steps only with -v
+                payload = {k: v for k, v in payload.items() if k != "steps"}
             print(render(payload) if render else payload["message"], flush=True)
         return code
     except KeyboardInterrupt:

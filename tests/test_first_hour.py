@@ -429,3 +429,23 @@ def test_help_and_docs_name_nothing_outside_the_repository() -> None:
             for m in OUTSIDE.finditer(line):
                 found.append(f"{doc.relative_to(root)}:{n}: {m.group(0)!r}")
     assert not found, "\n".join(found)
+
+
+def test_success_is_a_quiet_summary_and_steps_come_with_verbose(tmp_path: Path) -> None:
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator("hi3511", "--tftp-server", endpoint, cwd=tmp_path) as emu:
+        cmd = emu.recipe()
+        quiet = subprocess.run(
+            [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        loud = subprocess.run(
+            [CAMRESCUE, *cmd[1:], "-v"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        as_json = subprocess.run(
+            [CAMRESCUE, *cmd[1:], "--json"], cwd=tmp_path, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+    assert quiet.returncode == loud.returncode == as_json.returncode == 0
+    assert not re.search(r"^\s*step ", quiet.stdout, re.M), quiet.stdout
+    assert re.search(r"^\s*step attach: \d+\.\d\d s$", loud.stdout, re.M), loud.stdout
+    assert json.loads(as_json.stdout)["steps"], "the JSON keeps its steps"
