@@ -711,7 +711,10 @@ def _verify_image(con: W90Console, d: DumpImage, bar: Progress, base: int) -> in
     for offset in range(0, e.size, PAGE_SIZE):
         want = d.data[offset : offset + PAGE_SIZE]
         page = con.read_page(
-            e.base + offset, reads=2, expect=want if len(want) == PAGE_SIZE else None
+            e.base + offset,
+            reads=2,
+            expect=want if len(want) == PAGE_SIZE else None,
+            ahead=offset + PAGE_SIZE < e.size,
         )
         if page[: len(want)] != want:
             bad = next(i for i in range(len(want)) if page[i] != want[i])
