@@ -235,34 +235,9 @@ def test_sigterm_takes_the_ctrl_c_path_in_run_operation(tmp_path):
 W90_BASE = 0x7F000000
 
 
-def w90_engine_first(argv: list[str], dev) -> subprocess.Popen[str]:
-    """Start the engine, then power the camera on (it catches the loader at boot)."""
-    proc = engine(argv)
-    dev.power_on()
-    return proc
-
-
-@pytest.fixture(scope="module")
-def w90_dump(tmp_path_factory) -> Path:
-    from emulators.w90p745 import W90P745Device
-
-    out = tmp_path_factory.mktemp("w90") / "dump"
-    dev = W90P745Device(seed=31)
-    try:
-        proc = w90_engine_first(
-            ["w90p745", "dump", "--port", dev.path, "--out", str(out), "--images", "webui",
-             "--json"],
-            dev,
-        )  # fmt: skip
-        stdout, stderr = proc.communicate(timeout=300)
-        assert proc.returncode == 0, (stdout, stderr[-2000:])
-    finally:
-        dev.close()
-    return out
-
-
-def _w90_prepared():
-    """A camera at its loader prompt whose webui image was deleted (restore re-creates it)."""
+def _w90_at_prompt(delete: str | None = None):
+    """A camera at its loader prompt (caught in this process, so the engine's start-up
+    time never races the autoboot), with image ``delete`` deleted."""
     from emulators.w90p745 import W90P745Device
     from recovery.transport import Port
     from recovery.w90p745.driver import W90Console
@@ -272,9 +247,29 @@ def _w90_prepared():
     with Port(dev.path) as port:
         con = W90Console(port, notify=lambda _m: None)
         con.attach(30)
-        number = next(e.number for e in con.list_images() if e.name == "webui")
-        con.run(f"del {number}", timeout=30)
+        if delete is not None:
+            number = next(e.number for e in con.list_images() if e.name == delete)
+            con.run(f"del {number}", timeout=30)
     return dev
+
+
+@pytest.fixture(scope="module")
+def w90_dump(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("w90") / "dump"
+    dev = _w90_at_prompt()
+    try:
+        argv = ["w90p745", "dump", "--port", dev.path, "--out", str(out), "--images", "webui"]
+        proc = engine([*argv, "--json"])
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (stdout, stderr[-2000:])
+    finally:
+        dev.close()
+    return out
+
+
+def _w90_prepared():
+    """A camera at its loader prompt whose webui image was deleted (restore re-creates it)."""
+    return _w90_at_prompt(delete="webui")
 
 
 def test_w90p745_sigint_at_random_moments_reports_the_true_flash_state(w90_dump):
