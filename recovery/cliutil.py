@@ -316,6 +316,12 @@ def _run(
             hint="please report this with the --transcript file",
         )
     status = _final_status(tracker, err)
+    if isinstance(err, Interrupted) and not err.hint:  # what to do after every Ctrl-C
+        err.hint = (
+            "nothing was written: run the same command again when you are ready"
+            if status["state"] == UNTOUCHED or (err.flash_state or "").startswith(UNTOUCHED)
+            else "run 'info' to see what the flash holds before switching the camera off"
+        )
     unknown = err.flash_state is None or err.flash_state.startswith("unknown")
     if unknown and status["state"] != "unknown":
         err.flash_state = UNTOUCHED if status["state"] == UNTOUCHED else tracker.describe()
