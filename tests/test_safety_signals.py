@@ -363,3 +363,54 @@ def test_xr872_dump_interrupted_says_untouched(tmp_path):
     assert r["flash_state"] == "untouched"
     assert r["flash_status"] == {"state": "untouched", "ranges": [], "resume": None}
     assert not out.exists()
+
+
+def _cut_power_midway(argv: list[str], dev, started: Callable[[], bool], after: int) -> dict:
+    """Run the engine; once it has sent ``after`` bytes since it began, cut the camera's
+    power (it restarts); return the one JSON object the engine printed."""
+    proc = engine(argv)
+    deadline = time.monotonic() + 120
+    while not started() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    mark = len(dev.transcript.chunks)
+    while proc.poll() is None and time.monotonic() < deadline:
+        sent = sum(len(c.data) for c in dev.transcript.chunks[mark:] if c.direction == "host")
+        if sent >= after:
+            break
+        time.sleep(0.002)
+    dev.power_cycle()
+    out, err = proc.communicate(timeout=600)
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, (out, err[-3000:])
+    return json.loads(lines[0])
+
+
+def test_xr872_power_cut_during_write_reports_the_true_flash_state(tmp_path):
+    image = tmp_path / "xr_system.img"
+    data = xfw.build_image(xfw.xr872_sections(12))
+    image.write_bytes(data)
+    argv = ["xr872", "write", str(image), "--no-backup", "--no-reboot", "--json", *XR_FAST]
+    with XR872Device(seed=23) as dev:
+        before = dev.flash.snapshot()
+        r = _cut_power_midway([*argv, "--port", dev.path], dev, talking(dev), len(data) // 2)
+        assert "internal error" not in r["message"], r
+        check_state(r["flash_status"], dev.flash.snapshot(), before, data + before[len(data) :], 0)
+
+
+def test_w90p745_power_cut_during_restore_reports_the_true_flash_state(w90_dump):
+    argv = ["w90p745", "restore", str(w90_dump), "--json", "--images", "webui"]
+    dev = _w90_prepared()
+    try:  # the result of an uninterrupted restore onto a camera without the image
+        code, r = interrupt_at([*argv, "--port", dev.path], 600, signal.SIGINT, lambda: True)
+        assert code == 0, r
+        after = dev.flash.snapshot()
+    finally:
+        dev.close()
+    dev = _w90_prepared()
+    try:
+        before = dev.flash.snapshot()
+        r = _cut_power_midway([*argv, "--port", dev.path], dev, talking(dev), 200_000)
+        assert r["ok"] is False and "internal error" not in r["message"], r
+        check_state(r["flash_status"], dev.flash.snapshot(), before, after, W90_BASE)
+    finally:
+        dev.close()
