@@ -228,9 +228,7 @@ def test_a_broken_upload_leaves_nothing(tmp_path):
             raw.close()  # ... and the client goes away in the middle of the transfer
         t = srv.wait_upload("dump.bin", 10)
         assert t is not None and t.status == "failed" and t.bytes == 512
-        assert private is not None and [p.name for p in private.iterdir()] == [
-            ".camrescue-owner"
-        ]
+        assert private is not None and [p.name for p in private.iterdir()] == [".camrescue-owner"]
     assert not private.exists()
 
 
