@@ -575,24 +575,34 @@ class W90Console:
         port = self.port
         self.d_next = None
         blocks = -(-len(data) // FLASH_BLOCK) + 1
-        for attempt in range(4):
-            try:
-                self._type(fx_command(entry))
-                break
-            except EchoError:
-                if attempt == 3:
-                    raise TransferFailed(
-                        f"could not type the fx command for image {entry.number}",
-                        flash_state="unchanged by this command",
-                    ) from None
-                self.sync()
-        port.send("\r")
+        text = fx_command(entry)
+        entered = False
         try:
+            for attempt in range(4):
+                try:
+                    self._type(text)
+                    break
+                except EchoError:
+                    if attempt == 3:
+                        raise TransferFailed(
+                            f"could not type the fx command for image {entry.number}",
+                            flash_state="unchanged by this command",
+                        ) from None
+                    self.sync()
+            entered = True
+            port.send("\r")
             result = self._fx_transfer(entry, data, on_progress, replace, blocks)
         except KeyboardInterrupt:
-            # Ctrl-C, SIGTERM: leave the loader at its prompt, not inside Xmodem
+            # Ctrl-C, SIGTERM: leave the loader at its prompt. Before the CR the typed
+            # line is erased (the next CR would start fx); after it the receiver,
+            # waiting or receiving, is ended with CAN (it never times out).
             with contextlib.suppress(Exception):
-                self.abort_transfer()
+                if entered:
+                    self.abort_transfer()
+                else:
+                    port.send("\b" * (len(text) + 2))
+                    port.drain_input(quiet=0.05, limit=2.0)
+                    self.sync()
             raise
         out = self.wait_prompt(30.0 + 5.0 * blocks)
         self.sync()
