@@ -115,6 +115,8 @@ def engine_recipe(
             else ""
         )
         return f"camrescue hi3511 info --port {port} {net} --reboot".replace("  ", " ")
+    if board == "w90p745":  # the loader waits 2 s at power-on only: wait, then power-cycle
+        return f"camrescue w90p745 info --port {port} --wait 60"
     return f"camrescue {board} info --port {port}"
 
 
@@ -127,6 +129,12 @@ def recipe_lines(board: str, port: str, args: argparse.Namespace) -> list[str]:
         tftp_root=getattr(args, "tftp_root", None),
     )
     out = ["engine command (paste into another terminal):", f"  {line}"]
+    if board == "w90p745":
+        out.append(
+            "  the emulated camera has booted past its loader, as a real one has: while that "
+            f"command waits, power-cycle it: camrescue power cycle --pid {os.getpid()} "
+            "(a real camera: unplug and replug its power)"
+        )
     if board == "hi3511":
         out.append(
             "  the same options for backup, flash, restore and boot; --reboot gets the "

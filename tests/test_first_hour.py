@@ -101,14 +101,33 @@ def test_recipe_without_tftp_root_names_the_endpoint_the_emulator_uses(tmp_path:
 
 
 def test_recipe_for_the_other_boards_runs_as_printed(tmp_path: Path) -> None:
-    for board in ("w90p745", "xr872"):
-        with Emulator(board, cwd=tmp_path) as emu:
-            cmd = emu.recipe()
-            assert cmd[:3] == ["camrescue", board, "info"]
-            done = subprocess.run(
-                [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
-            )
-            assert done.returncode == 0, done.stdout + done.stderr
+    with Emulator("xr872", cwd=tmp_path) as emu:
+        cmd = emu.recipe()
+        assert cmd[:3] == ["camrescue", "xr872", "info"]
+        done = subprocess.run(
+            [CAMRESCUE, *cmd[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    with Emulator("w90p745", cwd=tmp_path) as emu:
+        cmd = emu.recipe()
+        assert cmd[:3] == ["camrescue", "w90p745", "info"] and "--wait" in cmd
+        at = emu.lines.index("engine command (paste into another terminal):")
+        cycle = emu.lines[at + 2].split("power-cycle it: ")[1].split(" (")[0]
+        assert cycle == f"camrescue power cycle --pid {emu.proc.pid}"
+        engine = subprocess.Popen(
+            [CAMRESCUE, *cmd[1:]], cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert engine.stderr is not None
+        # the engine either finds the loader's prompt at once or waits for a power cycle
+        err = ""
+        for line in engine.stderr:
+            err += line
+            if re.search(r"Waiting for the boot loader|[Pp]ower-cycle the camera now", line):
+                cycled = subprocess.run(shlex.split(cycle.replace("camrescue", CAMRESCUE, 1)))
+                assert cycled.returncode == 0
+        out, rest = engine.communicate(timeout=120)
+        assert engine.returncode == 0, out + err + rest
 
 
 def test_a_taken_tftp_port_is_an_error_message_not_a_traceback(tmp_path: Path) -> None:
