@@ -208,3 +208,26 @@ def _suggest(cam: ipaddress.IPv4Address, netmask: str) -> str:
         if host in net and host != cam and host != net.broadcast_address:
             return str(host)
     return str(cam)
+
+
+def require(
+    ipaddr: str,
+    serverip: str,
+    netmask: str,
+    *,
+    nic: str | None = None,
+    enforce: bool = True,
+) -> Preflight:
+    """:func:`check`, raising :class:`recovery.errors.NetworkError` (flash untouched,
+    the fix as its hint) when refused and ``enforce`` is set. ``enforce`` is for the
+    embedded server on ``serverip``:69; a server bound where the person said
+    (``--tftp-bind``: an emulator, a lab) or the person's own server (``--no-server``)
+    is not this check's business, but ``--nic`` still picks the address."""
+    from recovery.errors import NetworkError
+
+    result = check(ipaddr, serverip, netmask, nic=nic)
+    if not result.ok and (enforce or (nic is not None and result.iface is None)):
+        raise NetworkError(
+            f"{result.line}: {result.problem}", flash_state="untouched", hint=result.fix
+        )
+    return result

@@ -78,3 +78,21 @@ def test_a_route_through_another_interface_is_refused() -> None:
         "192.168.1.200", "192.168.1.5", "255.255.255.0", interfaces=[ETH, eth1], routes=routes
     )
     assert not r.ok and "through eth1, not through eth0" in r.problem and "--nic eth1" in r.fix
+
+
+def test_require_refuses_before_any_transfer_with_the_fix() -> None:
+    import pytest
+
+    from recovery.errors import NetworkError
+    from recovery.netcheck import require
+
+    with pytest.raises(NetworkError) as e:
+        require("192.0.2.77", "198.51.100.1", "255.255.255.0")  # no such address here
+    assert e.value.flash_state == "untouched" and e.value.hint
+    assert "camera 192.0.2.77 -> server 198.51.100.1" in e.value.message
+    assert "is not an address of this computer" in e.value.message
+    # an endpoint the person chose (emulator, lab): reported, not refused
+    assert not require("192.0.2.77", "198.51.100.1", "255.255.255.0", enforce=False).ok
+    assert (
+        require("127.0.0.2", "10.9.9.9", "255.0.0.0", nic="lo", enforce=False).server == "127.0.0.1"
+    )
