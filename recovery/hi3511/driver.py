@@ -85,6 +85,7 @@ CP_CHUNK = 1 << 20
 # Rates used to derive timeouts (worst cases, not typical values).
 MIN_TFTP_RATE = 50_000  # bytes/s: a slow 10 Mbit link with 512-byte lock-step blocks
 TFTP_RESEND = 5.0  # s: U-Boot's TFTP resend period (5 upstream, 3 in HiSilicon's tree)
+ABORT_DELAY = 1.0  # s: net/net.c waits this long after printing "Abort"
 TFTP_BLOCKS_PER_MARK = 64  # HiSilicon prints a # every 64 blocks (upstream every 10)
 MIN_READ_RATE = 1_000_000  # bytes/s for crc32 over NOR or RAM on an ARM9
 WORD_PROGRAM_MAX = 250e-6  # s per 16-bit word (NOR datasheets: ~10-60 us typ, 200+ max)
@@ -308,19 +309,20 @@ class UBoot:
             return
 
     def version(self) -> str:
-        out = self.command("version", 5)
+        out = self.command("version", self.line_time(128))
         for line in out.splitlines():
             if line.startswith("U-Boot"):
                 return line.strip()
         return out.strip()
 
     def printenv(self) -> dict[str, str]:
-        return parse_env(self.command("printenv", self.line_time(0x10000)))
+        # CFG_ENV_SIZE: 0x10000 upstream, 0x20000 in HiSilicon's tree
+        return parse_env(self.command("printenv", self.line_time(0x20000)))
 
     def setenv(self, name: str, value: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not re.fullmatch(r"[A-Za-z0-9_.:-]+", value):
             raise UsageError(f"unsafe environment value {name}={value!r}")
-        out = self.command(f"setenv {name} {value}", 5)
+        out = self.command(f"setenv {name} {value}", self.line_time(64))
         if out.strip():
             raise DeviceError(f"setenv {name} failed: {out.strip()}")
 
@@ -337,14 +339,18 @@ class UBoot:
         return data
 
     def crc32(self, addr: int, length: int) -> int:
-        out = self.command(f"crc32 {addr:#x} {length:#x}", 5 + length / MIN_READ_RATE)
+        out = self.command(
+            f"crc32 {addr:#x} {length:#x}", length / MIN_READ_RATE + self.line_time(128)
+        )
         return parse_crc32(out, addr, length)
 
     def _abort(self) -> str:
         """Ctrl-C a running network command and get back to the prompt."""
         self.port.write(b"\x03")
         try:
-            self.port.expect(PROMPT_RE, 10)
+            # the net loop notices Ctrl-C within a poll, then waits 1 s (net/net.c
+            # udelay(1000000)) before it returns
+            self.port.expect(PROMPT_RE, ABORT_DELAY + self.line_time(256))
         except Timeout as t:
             raise ConsoleError(
                 "U-Boot did not come back after Ctrl-C", hint=f"seen: {t.seen[-200:]!r}"
@@ -547,7 +553,13 @@ class UBoot:
 
     def protect(self, on: bool, region: Region) -> None:
         word = "on" if on else "off"
-        out = self.command(f"protect {word} {region.start:#x} +{region.size:#x}", 10)
+        # CFG_FLASH_PROTECTION: each sector's (un)lock may take the chip's erase timeout
+        info = self.flinfo or self.read_flinfo()
+        sectors = max(1, len(info.sectors_in(region)))
+        out = self.command(
+            f"protect {word} {region.start:#x} +{region.size:#x}",
+            sectors * info.erase_timeout_ms / 1000 + self.line_time(sectors + 64),
+        )
         if "rotected" not in out:
             raise DeviceError(f"protect {word} failed: {out.strip()!r}")
 
@@ -612,7 +624,7 @@ class UBoot:
         except Timeout:
             self.port.write(b"\r")
             try:
-                self.port.expect(shell_prompt, 5)
+                self.port.expect(shell_prompt, self.line_time(256))
             except Timeout:
                 return
         for line in self.port.before.replace("\r", "").splitlines():
