@@ -177,6 +177,27 @@ def test_attach_catches_the_autoboot_countdown_at_power_on(flash_a):
     assert dev.crash is None
 
 
+@pytest.mark.parametrize("uboot", VARIANTS)
+def test_attach_stops_a_countdown_of_0_s(uboot):
+    """bootdelay 0 (CONFIG_ZERO_BOOTDELAY_CHECK): only a key already waiting when the
+    countdown starts counts; the engine's spaces from power-on are that key."""
+    flash = Flash.of(vendor_flash("A", uboot=uboot, bootdelay="0"), uboot)
+    dev = device(flash)
+    try:
+        with Port(dev.path) as port:
+            ub = UBoot(port)
+            t = threading.Thread(target=lambda: (time.sleep(0.2), dev.power_on()))
+            t.start()
+            assert ub.attach(wait=10) == "autoboot"
+            t.join()
+            assert ub.version().startswith("U-Boot 1.1.4")
+        assert "Hit any key to stop autoboot:  0 \r\n" not in dev.boot_log()  # it stopped
+        assert "Starting kernel" not in dev.boot_log()
+    finally:
+        dev.close()
+    assert dev.crash is None
+
+
 def wait_for(predicate, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
