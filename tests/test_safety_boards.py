@@ -18,6 +18,9 @@ from test_safety_signals import W90_BASE, _w90_prepared, engine, talking
 w90_dump = test_safety_signals.w90_dump  # the module's fixture: one dump for these tests too
 
 
+ODD: list[str] = []  # the override of the dump check, once it exists
+
+
 def _one_json(proc, timeout: float = 600) -> dict:
     out, err = proc.communicate(timeout=timeout)
     lines = out.strip().splitlines()
@@ -130,3 +133,86 @@ def test_w90p745_ctrl_c_while_fx_is_typed_leaves_a_clean_prompt(w90_dump):
             assert dev.flash.read(base - W90_BASE, len(data)) == data
     finally:
         dev.close()
+
+
+def _w90_intact():
+    from test_safety_signals import _w90_at_prompt
+
+    return _w90_at_prompt()
+
+
+def test_w90p745_restore_backs_up_what_it_replaces(w90_dump, tmp_path):
+    """restore first dumps the images it is about to replace into --backup-out (a
+    dump directory restore takes back), and says where."""
+    backup = tmp_path / "before"
+    dev = _w90_intact()
+    try:
+        before = dev.flash.snapshot()
+        argv = ["w90p745", "restore", str(w90_dump), "--port", dev.path, "--json"]
+        proc = engine([*argv, "--backup-out", str(backup)])
+        r = _one_json(proc)
+        assert proc.returncode == 0 and r["ok"], r
+    finally:
+        dev.close()
+    assert r["backup_dir"] == str(backup) and str(backup) in r["message"], r
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["complete"] is True
+    assert [rec["name"] for rec in manifest["images"]] == ["webui"]
+    for base, data in _dumped(backup):
+        assert data == before[base - W90_BASE : base - W90_BASE + len(data)]
+    assert (backup / manifest["images"][0]["file"]).stat().st_mode & 0o077 == 0
+
+
+def test_w90p745_restore_backup_needs_room_first(w90_dump, tmp_path):
+    """--no-backup and --backup-out together are a usage error; a --backup-out that is
+    a file is refused before the port is opened."""
+    afile = tmp_path / "f"
+    afile.write_bytes(b"x")
+    argv = ["w90p745", "restore", str(w90_dump), "--port", str(tmp_path / "none"), "--json"]
+    proc = engine([*argv, "--backup-out", str(afile)])
+    r = _one_json(proc)
+    assert proc.returncode == 2 and "not a directory" in r["message"], r
+    proc = engine([*argv, "--backup-out", str(tmp_path / "b"), "--no-backup"])
+    r = _one_json(proc)
+    assert proc.returncode == 2 and "contradict" in r["message"], r
+    proc = engine([*argv, "--backup-out", str(w90_dump)])
+    r = _one_json(proc)
+    assert proc.returncode == 2 and "same file" in r["message"], r
+
+
+def _crafted(w90_dump: Path, tmp_path: Path, **change) -> Path:
+    """A copy of the dump whose manifest says something else of its webui image
+    (the file, its size and sha256 unchanged)."""
+    import shutil
+
+    crafted = tmp_path / "crafted"
+    shutil.copytree(w90_dump, crafted)
+    m = json.loads((crafted / "manifest.json").read_text())
+    for rec in m["images"]:
+        rec.update(change)
+    (crafted / "manifest.json").write_text(json.dumps(m))
+    return crafted
+
+
+def test_w90p745_boot_info_is_protected_by_address_whatever_the_manifest_says(w90_dump, tmp_path):
+    """A manifest that places an ordinary image over BOOT INFO's block (where the
+    camera's own table has it) is refused before anything is written, and the
+    refusal names the override, which --help lists."""
+    table = json.loads((w90_dump / "manifest.json").read_text())["table"]
+    boot_info = next(e for e in table if e["number"] == 0)
+    crafted = _crafted(w90_dump, tmp_path, base=boot_info["base"], is_boot_info=False)
+    dev = _w90_intact()
+    try:
+        before = dev.flash.snapshot()
+        argv = ["w90p745", "restore", str(crafted), "--port", dev.path, "--json", "--no-backup"]
+        proc = engine([*argv, *ODD])
+        r = _one_json(proc)
+        assert dev.flash.snapshot() == before
+    finally:
+        dev.close()
+    assert proc.returncode == 9 and r["flash_state"] == "untouched", r
+    assert "BOOT INFO" in r["message"] and "--include-bootloader" in r["hint"], r
+    proc = engine(["w90p745", "restore", "--help"])
+    out, _err = proc.communicate(timeout=60)
+    for option in ("--include-bootloader", "--no-backup", "--backup-out"):
+        assert option in out

@@ -337,4 +337,5 @@ def test_restore_refuses_an_image_over_boot_info_whatever_its_flags(tmp_path):
         with pytest.raises(RefusedError) as info:
             restore(port, out, progress=False, notify=quiet)
         assert dev.flash.snapshot() == before
-    assert "would overwrite the loader's BOOT INFO" in str(info.value)
+    assert "overlaps the loader's BOOT INFO" in str(info.value)
+    assert "--include-bootloader" in (info.value.hint or "")

@@ -26,10 +26,10 @@ from recovery.cliutil import (
     progress_enabled,
     run_operation,
 )
-from recovery.errors import ConsoleError
-from recovery.files import Output
+from recovery.errors import ConsoleError, UsageError
+from recovery.files import Input, Output, unique_path
 from recovery.transport import Port, TransportError
-from recovery.w90p745.operations import dump, info, restore
+from recovery.w90p745.operations import DEFAULT_FLASH_SIZE, dump, info, restore
 
 
 def _open(args: argparse.Namespace) -> Port:
@@ -183,22 +183,59 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         metavar="NAMES",
         help="comma-separated image names or numbers (default: all but BOOT INFO)",
     )
-    p.set_defaults(
-        func=lambda a: run_operation(
-            a,
-            "restore",
-            _with_port(
-                a,
-                lambda port: restore(
-                    port,
-                    a.dir,
-                    images=_names(a.images),
-                    wait=_wait(a),
-                    progress=progress_enabled(a),
-                    verify=a.verify,
-                    baud=a.baud,
-                ),
-            ),
-        )
+    p.add_argument(
+        "--backup-out",
+        metavar="DIR",
+        help="directory that first receives a dump of every image on the camera this "
+        "restore replaces (default: ./w90p745-backup-DATE; restorable with restore)",
     )
+    p.add_argument(
+        "--no-backup",
+        action="store_true",
+        help="do not back up the images this restore replaces",
+    )
+    p.add_argument(
+        "--include-bootloader",
+        action="store_true",
+        help="allow images whose blocks reach the boot loader's block 0 or BOOT INFO "
+        "(judged by address on the camera's current table; refused without it)",
+    )
+    p.set_defaults(func=_run_restore)
     return top
+
+
+def _default_backup_dir() -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return str(unique_path(f"w90p745-backup-{stamp}"))
+
+
+def _run_restore(a: argparse.Namespace) -> int:
+    if a.no_backup and a.backup_out:
+        return run_operation(
+            a, "restore", lambda: _usage("--backup-out and --no-backup contradict each other")
+        )
+    backup_out = None if a.no_backup else (a.backup_out or _default_backup_dir())
+    return run_operation(
+        a,
+        "restore",
+        _with_port(
+            a,
+            lambda port: restore(
+                port,
+                a.dir,
+                images=_names(a.images),
+                wait=_wait(a),
+                progress=progress_enabled(a),
+                verify=a.verify,
+                baud=a.baud,
+                include_bootloader=a.include_bootloader,
+                backup_out=backup_out,
+            ),
+        ),
+        outputs=[Output("--backup-out", backup_out, size=DEFAULT_FLASH_SIZE, kind="dir")],
+        inputs=[Input("DIR", a.dir)],
+    )
+
+
+def _usage(message: str) -> Any:
+    raise UsageError(message, flash_state="untouched")

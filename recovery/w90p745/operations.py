@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ from recovery.errors import (
 )
 from recovery.files import atomic_write_json, fsync_dir
 from recovery.progress import Progress
-from recovery.safety import flash_tracker
+from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, Timeout, TransportError
 from recovery.w90p745.driver import (
     FLASH_BLOCK,
@@ -157,6 +158,7 @@ class RestoreResult:
     images: list[RestoredImage]
     table_after: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    backup_dir: str | None = None  # the dump of the images it replaced, taken first
 
 
 # -- choosing images ------------------------------------------------------------------------
@@ -365,18 +367,7 @@ def dump(
     con = _attach(port, wait, notify)
     table = con.list_images()
     chosen = select_images(table, images)
-    done: dict[int, dict[str, Any]] = {}
-    if old is not None:
-        if old.get("format") != FORMAT or old.get("table") != [e.to_json() for e in table]:
-            raise RefusedError(
-                f"{out} already holds a dump of a different image table",
-                flash_state="untouched",
-                hint="choose an empty directory for this camera's dump",
-            )
-        for rec in old.get("images", []):
-            path = out / str(rec.get("file", ""))
-            if path.is_file() and sha256_file(path) == rec.get("sha256"):
-                done[int(rec["number"])] = rec
+    done = _done_before(out, old, table, "choose an empty directory for this camera's dump")
     results: list[DumpedImage] = []
     total = sum(e.size for e in chosen)
     loader = con.loader_info()
@@ -404,6 +395,26 @@ def dump(
         bytes_read=read_bytes,
         page_retries=con.page_retries,
     )
+
+
+def _done_before(
+    out: Path, old: dict[str, Any] | None, table: list[ImageEntry], hint: str
+) -> dict[int, dict[str, Any]]:
+    """The images an earlier run left complete in ``out`` (a dump of this table only)."""
+    done: dict[int, dict[str, Any]] = {}
+    if old is None:
+        return done
+    if old.get("format") != FORMAT or old.get("table") != [e.to_json() for e in table]:
+        raise RefusedError(
+            f"{out} already holds a dump of a different image table",
+            flash_state="untouched",
+            hint=hint,
+        )
+    for rec in old.get("images", []):
+        path = out / str(rec.get("file", ""))
+        if path.is_file() and sha256_file(path) == rec.get("sha256"):
+            done[int(rec["number"])] = rec
+    return done
 
 
 def _dump_all(
@@ -455,12 +466,42 @@ def _dump_all(
 # -- restore ----------------------------------------------------------------------------------
 
 
-def _plan_checks(todo: list[DumpImage], current: list[ImageEntry], flash_size: int) -> None:
+def protected_areas(current: list[ImageEntry]) -> list[Area]:
+    """The areas nothing writes without ``--include-bootloader``, by address: the boot
+    loader's block 0, and BOOT INFO where the camera's current table (``ls``) puts it
+    (image 0 or the entry flagged BOOT INFO, with its footer's block), whatever a
+    dump's manifest says of its own images."""
+    areas = [Area("boot loader (block 0)", FLASH_BASE, LOADER_END)]
+    for info in current:
+        if info.number == 0 or info.is_boot_info:
+            blocks = _blocks(info, info.size)
+            areas.append(
+                Area(
+                    f"loader's BOOT INFO (image {info.number} at 0x{info.base:08X})",
+                    min(blocks) * FLASH_BLOCK,
+                    (max(blocks) + 1) * FLASH_BLOCK,
+                )
+            )
+    return areas
+
+
+def _span(entry: ImageEntry, size: int) -> tuple[int, int]:
+    blocks = _blocks(entry, padded_length(size))
+    return min(blocks) * FLASH_BLOCK, (max(blocks) + 1) * FLASH_BLOCK
+
+
+def _plan_checks(
+    todo: list[DumpImage],
+    current: list[ImageEntry],
+    flash_size: int,
+    *,
+    include_bootloader: bool = False,
+) -> None:
     flash_end = FLASH_BASE + flash_size
     replaced = {d.entry.number for d in todo}
     for d in todo:
         e = d.entry
-        if e.is_boot_info:
+        if e.is_boot_info or e.number == 0:
             raise RefusedError(
                 f"image {e.number} ({e.name}) is the loader's BOOT INFO; camrescue does not "
                 "rewrite it with fx",
@@ -468,30 +509,24 @@ def _plan_checks(todo: list[DumpImage], current: list[ImageEntry], flash_size: i
                 hint="leave it out of --images; set the configuration with the loader's SET",
             )
         check_fx_entry(e)
-        for info in current:
-            # BOOT INFO by its place on the camera, whatever the dump says of this image
-            if (info.number == 0 or info.is_boot_info) and _blocks(
-                e, padded_length(e.size)
-            ) & _blocks(info, info.size):
-                raise RefusedError(
-                    f"image {e.number} ({e.name}) at 0x{e.base:08X} would overwrite the "
-                    f"loader's BOOT INFO (image {info.number} at 0x{info.base:08X})",
-                    flash_state="untouched",
-                    hint="this dump does not fit this camera's table; check the dump directory",
-                )
-        if e.number == 0:
-            raise RefusedError(
-                f"image 0 ({e.name}) is the loader's BOOT INFO number; camrescue does not write it",
-                flash_state="untouched",
-            )
-        if e.base < LOADER_END or e.end > flash_end:
+    # by address, from the camera's own table: block 0 and BOOT INFO
+    check_protected(
+        [(f"image {d.entry.number} ({d.entry.name})", *_span(d.entry, d.entry.size)) for d in todo],
+        protected_areas(current),
+        allowed=include_bootloader,
+    )
+    for d in todo:
+        e = d.entry
+        if e.base < FLASH_BASE or e.end > flash_end:
             raise RefusedError(
                 f"image {e.number} ({e.name}) at 0x{e.base:08X}..0x{e.end:08X} is outside "
-                f"the image area 0x{LOADER_END:08X}..0x{flash_end:08X}",
+                f"the flash 0x{FLASH_BASE:08X}..0x{flash_end:08X}",
                 flash_state="untouched",
             )
         for other in current:
-            if other.number in replaced:
+            if other.number in replaced or (
+                include_bootloader and (other.number == 0 or other.is_boot_info)
+            ):
                 continue
             if _blocks(e, padded_length(e.size)) & _blocks(other, other.size):
                 raise RefusedError(
@@ -564,12 +599,20 @@ def restore(
     verify: str = "full",
     baud: int | None = None,
     tries: int = 5,
+    include_bootloader: bool = False,
+    backup_out: str | os.PathLike[str] | None = None,
 ) -> RestoreResult:
     """Write a dump's images back with ``fx`` over Xmodem-128, each checked before
     the next: ``ls`` must show exactly the padded size sent (larger: the loader's
     receiver took a resent block 128 bytes later; the image is deleted and sent
     again), then (``verify="full"``) the image is read back with ``d`` and compared.
-    A failed download is retried (``tries`` in all)."""
+    A failed download is retried (``tries`` in all).
+
+    ``backup_out``: a directory that first receives a dump (the format of
+    :func:`dump`, restorable) of every image on the camera the restore replaces or
+    overwrites, after a free-space check; None: no backup. ``include_bootloader``:
+    allow images whose blocks reach block 0 or BOOT INFO (by address, from the
+    camera's table)."""
     if verify not in VERIFY_MODES:
         raise UsageError(f"--verify must be one of {', '.join(VERIFY_MODES)}")
     table, dumped = load_dump(dump_dir)
@@ -584,18 +627,25 @@ def restore(
     con = _attach(port, wait, notify)
     current = con.list_images()
     flash_size = con.loader_info().flash_size or DEFAULT_FLASH_SIZE
-    _plan_checks(todo, current, flash_size)
+    _plan_checks(todo, current, flash_size, include_bootloader=include_bootloader)
     done: list[RestoredImage] = []
     total = sum(len(d.data) for d in todo)
     tracker = flash_tracker().start()
-    spans = {}
-    for d in todo:
-        blocks = _blocks(d.entry, padded_length(len(d.data)))
-        spans[d.entry.number] = (min(blocks) * FLASH_BLOCK, (max(blocks) + 1) * FLASH_BLOCK)
+    spans = {d.entry.number: _span(d.entry, len(d.data)) for d in todo}
+    replaced = _replaced(todo, current)
+    backup_dir = None
+    if backup_out is not None and replaced:
+        backup_dir = _check_backup_room(Path(backup_out), replaced)
     tracker.plan(spans.values())
-    tracker.resume = f"camrescue w90p745 restore {dump_dir} --port {port.url}"
+    tracker.resume = f"camrescue w90p745 restore {dump_dir} --port {port.url}" + (
+        " --include-bootloader" if include_bootloader else ""
+    )
+    backed_up = ""
     try:
         _raise_speed(con, baud)
+        if backup_dir is not None:
+            backed_up = _backup_replaced(con, backup_dir, current, replaced, progress)
+            tracker.resume += " --no-backup"  # taken: the next run must not replace it
         with Progress("restore", total, enabled=progress) as bar:
             base = 0
             for d in todo:
@@ -621,11 +671,67 @@ def restore(
     how = "read back and compared" if verify == "full" else "size checked only (--verify size)"
     return RestoreResult(
         message=f"restored {len(done)} image(s) from {dump_dir} in {seconds:.1f} s, each {how}\n"
+        + (f"{backed_up}\n" if backed_up else "")
         + "\n".join(table_after),
         dump_dir=str(dump_dir),
+        backup_dir=str(backup_dir) if backup_dir is not None else None,
         images=done,
         table_after=table_after,
         seconds=seconds,
+    )
+
+
+def _replaced(todo: list[DumpImage], current: list[ImageEntry]) -> list[ImageEntry]:
+    """The camera's images a restore deletes or overwrites: those of the same number
+    (fx deletes them) and any whose blocks the new images take."""
+    numbers = {d.entry.number for d in todo}
+    blocks: set[int] = set()
+    for d in todo:
+        blocks |= _blocks(d.entry, padded_length(len(d.data)))
+    return [c for c in current if c.number in numbers or _blocks(c, c.size) & blocks]
+
+
+def _check_backup_room(out: Path, replaced: list[ImageEntry]) -> Path:
+    """Refuse, before anything is written, a backup directory without room for the
+    images it is to hold (or one that cannot be created)."""
+    need = sum(c.size for c in replaced) + (1 << 20)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(
+            f"cannot create the backup directory {out}: {e}", flash_state="untouched"
+        ) from e
+    free = shutil.disk_usage(out).free
+    if free < need:
+        raise RefusedError(
+            f"not enough free space for the backup of the images this restore replaces: "
+            f"{need >> 10} KiB needed, {out} has {free >> 10} KiB free",
+            flash_state="untouched",
+            hint="free some space, give --backup-out on another disk, or --no-backup",
+        )
+    return out
+
+
+def _backup_replaced(
+    con: W90Console,
+    out: Path,
+    table: list[ImageEntry],
+    replaced: list[ImageEntry],
+    progress: bool,
+) -> str:
+    """Dump the images about to be replaced into ``out`` (a restorable dump directory)."""
+    done = _done_before(
+        out, read_json(out / MANIFEST), table, "give --backup-out an empty or new directory"
+    )
+    loader = con.loader_info()
+    results: list[DumpedImage] = []
+    total = sum(e.size for e in replaced)
+    _dump_all(con, out, table, replaced, done, results, loader, 1, total, progress)
+    write_manifest(out, table, done, loader, True)
+    names = ", ".join(f"{e.number} ({e.name})" for e in replaced)
+    return (
+        f"backed up the images it replaced ({names}) into {out} first "
+        f"(restore them with 'camrescue w90p745 restore {out}')"
     )
 
 
