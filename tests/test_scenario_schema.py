@@ -357,7 +357,8 @@ class _Run:
 
 
 def _pytest(pytester: pytest.Pytester, args: list[str]) -> _Run:
-    return _Run(pytester.runpytest_inprocess("-p", "no:cacheprovider", *args))
+    # labgrid's plugin (when installed) cannot start twice in one process
+    return _Run(pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:labgrid", *args))
 
 
 def _tree(pytester: pytest.Pytester, files: dict[str, str]) -> pytest.Pytester:
