@@ -18,7 +18,7 @@ from test_safety_signals import W90_BASE, _w90_prepared, engine, talking
 w90_dump = test_safety_signals.w90_dump  # the module's fixture: one dump for these tests too
 
 
-ODD: list[str] = []  # the override of the dump check, once it exists
+ODD = ["--i-know-the-dump-is-odd"]  # a crafted manifest's image has another footer
 
 
 def _one_json(proc, timeout: float = 600) -> dict:
@@ -216,3 +216,53 @@ def test_w90p745_boot_info_is_protected_by_address_whatever_the_manifest_says(w9
     out, _err = proc.communicate(timeout=60)
     for option in ("--include-bootloader", "--no-backup", "--backup-out"):
         assert option in out
+
+
+def _retyped(w90_dump: Path, tmp_path: Path, data: bytes | None, drop_footer: bool = False) -> Path:
+    """A copy of the dump whose webui file holds ``data`` and whose manifest was
+    updated to match it (size and sha256), as a careless or hostile edit would."""
+    import hashlib
+
+    crafted = _crafted(w90_dump, tmp_path)
+    m = json.loads((crafted / "manifest.json").read_text())
+    for rec in m["images"]:
+        if data is not None:
+            (crafted / rec["file"]).write_bytes(data)
+            rec["sha256"] = hashlib.sha256(data).hexdigest()
+        if drop_footer:
+            rec.pop("footer", None)
+    (crafted / "manifest.json").write_text(json.dumps(m))
+    return crafted
+
+
+def test_w90p745_a_dump_must_look_like_what_it_claims(w90_dump, tmp_path):
+    """A dump whose image file was replaced (its manifest's sha256 updated to match)
+    or whose footer record is missing is refused before the camera is touched, the
+    refusal naming the override; a file that does not match its manifest is refused
+    even with the override."""
+    size = len(_dumped(w90_dump)[0][1])
+    junk = bytes((i * 7) & 0xFF for i in range(size))
+    cases = {
+        "retyped": _retyped(w90_dump, tmp_path / "a", junk),
+        "no footer": _retyped(w90_dump, tmp_path / "b", None, drop_footer=True),
+    }
+    for what, crafted in cases.items():
+        argv = ["w90p745", "restore", str(crafted), "--port", str(tmp_path / "none"), "--json"]
+        proc = engine([*argv, "--no-backup", "--wait", "0.2"])
+        r = _one_json(proc)
+        assert proc.returncode == 3 and r["flash_state"] == "untouched", (what, r)
+        assert "does not look like image" in r["message"], (what, r)
+        assert "--i-know-the-dump-is-odd" in r["hint"], (what, r)
+    # the override lets the odd one through (here to the missing port), never a
+    # file that does not match its manifest
+    proc = engine([*argv, "--no-backup", "--wait", "0.2", *ODD])
+    r = _one_json(proc)
+    assert proc.returncode == 4 and "does not look like" not in r["message"], r
+    (cases["retyped"] / "image8_webui.bin").write_bytes(junk[::-1])
+    argv = ["w90p745", "restore", str(cases["retyped"]), "--port", str(tmp_path / "none")]
+    proc = engine([*argv, "--json", "--no-backup", "--wait", "0.2", *ODD])
+    r = _one_json(proc)
+    assert proc.returncode == 3 and "sha256" in r["message"], r
+    proc = engine(["w90p745", "restore", "--help"])
+    out, _err = proc.communicate(timeout=60)
+    assert "--i-know-the-dump-is-odd" in out

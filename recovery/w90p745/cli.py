@@ -29,6 +29,7 @@ from recovery.cliutil import (
 from recovery.errors import ConsoleError, UsageError
 from recovery.files import Input, Output, unique_path
 from recovery.transport import Port, TransportError
+from recovery.w90p745.dumpdir import load_dump
 from recovery.w90p745.operations import DEFAULT_FLASH_SIZE, dump, info, restore
 
 
@@ -200,6 +201,14 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         help="allow images whose blocks reach the boot loader's block 0 or BOOT INFO "
         "(judged by address on the camera's current table; refused without it)",
     )
+    p.add_argument(
+        "--i-know-the-dump-is-odd",
+        dest="odd_ok",
+        action="store_true",
+        help="restore images whose recorded loader footer does not vouch for them (no "
+        "footer, another image's, a checksum that differs) or a dump of another flash "
+        "size; the manifest's size and sha256 are checked all the same",
+    )
     p.set_defaults(func=_run_restore)
     return top
 
@@ -215,22 +224,30 @@ def _run_restore(a: argparse.Namespace) -> int:
             a, "restore", lambda: _usage("--backup-out and --no-backup contradict each other")
         )
     backup_out = None if a.no_backup else (a.backup_out or _default_backup_dir())
+
+    def checked_first(run: Callable[[], Any]) -> Any:
+        load_dump(a.dir, odd_ok=a.odd_ok)  # the dump is judged before the port is opened
+        return run()
+
     return run_operation(
         a,
         "restore",
-        _with_port(
-            a,
-            lambda port: restore(
-                port,
-                a.dir,
-                images=_names(a.images),
-                wait=_wait(a),
-                progress=progress_enabled(a),
-                verify=a.verify,
-                baud=a.baud,
-                include_bootloader=a.include_bootloader,
-                backup_out=backup_out,
-            ),
+        lambda: checked_first(
+            _with_port(
+                a,
+                lambda port: restore(
+                    port,
+                    a.dir,
+                    images=_names(a.images),
+                    wait=_wait(a),
+                    progress=progress_enabled(a),
+                    verify=a.verify,
+                    baud=a.baud,
+                    include_bootloader=a.include_bootloader,
+                    backup_out=backup_out,
+                    odd_ok=a.odd_ok,
+                ),
+            )
         ),
         outputs=[Output("--backup-out", backup_out, size=DEFAULT_FLASH_SIZE, kind="dir")],
         inputs=[Input("DIR", a.dir)],

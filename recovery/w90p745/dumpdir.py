@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from recovery.errors import ImageError
-from recovery.files import atomic_write_json
-from recovery.w90p745.parsers import ImageEntry, LoaderInfo
+from recovery.files import atomic_write_json, check_manifest
+from recovery.w90p745.parsers import ImageEntry, LoaderInfo, loader_checksum, parse_footer
 
 MANIFEST = "manifest.json"
 STATE = ".w90-dump-state.json"
@@ -95,11 +95,16 @@ class DumpImage:
     data: bytes
 
 
-def load_dump(dump_dir: str | os.PathLike[str]) -> tuple[list[ImageEntry], list[DumpImage]]:
+def load_dump(
+    dump_dir: str | os.PathLike[str], *, odd_ok: bool = False
+) -> tuple[list[ImageEntry], list[DumpImage]]:
     """A dump directory's table and images, checked against its manifest.
 
     Raises ImageError when the manifest is missing or damaged, the dump was not
-    finished, or a file is missing or does not match its size and sha256.
+    finished, or a file is missing or does not match its manifest
+    (:func:`recovery.files.check_manifest`: board, size, sha256), and, unless
+    ``odd_ok`` (``--i-know-the-dump-is-odd``), when an image does not look like what
+    the manifest claims (:func:`image_problem`: the loader's footer of it).
     """
     d = Path(dump_dir)
     what_to_do = "use a complete dump made by 'camrescue w90p745 dump' (or finish it by running the dump again)"
@@ -137,12 +142,54 @@ def load_dump(dump_dir: str | os.PathLike[str]) -> tuple[list[ImageEntry], list[
         if Path(name).name != name or not path.is_file():
             raise ImageError(f"{path} is missing", flash_state="untouched", hint=what_to_do)
         data = path.read_bytes()
-        if len(data) != entry.size or hashlib.sha256(data).hexdigest() != digest:
-            raise ImageError(
-                f"{path} does not match its manifest (size {len(data)}, expected {entry.size}; "
-                "or a different sha256)",
-                flash_state="untouched",
-                hint="the backup file was changed or damaged; use another copy of the dump",
-            )
+        check_manifest(
+            path,
+            data,
+            {"board": manifest.get("board", "w90p745"), "size": entry.size, "sha256": digest},
+            board="w90p745",
+        )
+        if not odd_ok:
+            problem = image_problem(entry, data, rec.get("footer"), table)
+            if problem:
+                raise ImageError(
+                    f"{path} does not look like image {entry.number} ({entry.name}) of this "
+                    f"dump: {problem}",
+                    flash_state="untouched",
+                    hint="use a dump made by 'camrescue w90p745 dump' of a healthy camera; "
+                    f"if you are sure of this one, add {ODD_OPTION}",
+                )
         out.append(DumpImage(entry, path, data))
     return table, out
+
+
+ODD_OPTION = "--i-know-the-dump-is-odd"
+
+
+def image_problem(
+    entry: ImageEntry, data: bytes, footer_hex: object, table: list[ImageEntry]
+) -> str | None:
+    """What is wrong with a dumped image, judged by the loader's own record of it:
+    the footer (``tfooter``, REFERENCE.md's W90P745 section) the dump read from the
+    flash must carry the signature 0xA0FFFF9F and its checksum, name this image's
+    number, base, length and name, and its image_checksum must be the file's; the
+    image must be in the dump's table as it is. None when it all agrees."""
+    if entry not in table:
+        return "its manifest record is not an entry of the dump's image table"
+    if not isinstance(footer_hex, str):
+        return "the dump recorded no footer for it (no image record to check the file against)"
+    try:
+        raw = bytes.fromhex(footer_hex)
+    except ValueError:
+        return "its recorded footer is not hex"
+    footer = parse_footer(raw)
+    if footer is None:
+        return "its recorded footer has no 0xA0FFFF9F signature or a wrong footer checksum"
+    said = (footer.number, footer.base, footer.length, footer.name)
+    if said != (entry.number, entry.base, entry.size, entry.name):
+        return (
+            f"its footer describes image {footer.number} ({footer.name}) at "
+            f"0x{footer.base:08X}, 0x{footer.length:X} bytes"
+        )
+    if loader_checksum(data) != footer.image_checksum:
+        return "the file's checksum is not the footer's image_checksum (not what the loader wrote)"
+    return None

@@ -80,6 +80,7 @@ from recovery.w90p745.driver import (
 from recovery.w90p745.dumpdir import (
     FORMAT,
     MANIFEST,
+    ODD_OPTION,
     STATE,
     DumpImage,
     file_name,
@@ -262,7 +263,7 @@ def _dump_image(
         os.fsync(f.fileno())
     if part.stat().st_size != entry.size:  # pragma: no cover - a logic error
         raise VerifyError(f"{part} holds {part.stat().st_size} bytes, expected {entry.size}")
-    verified = _check_image(con, entry, part, reads)
+    verified, footer = _check_image(con, entry, part, reads)
     digest = sha256_file(part)
     os.replace(part, final)
     fsync_dir(out)
@@ -273,19 +274,22 @@ def _dump_image(
         "sha256": digest,
         "dumped": utc_now(),
         "verified": verified,
+        "footer": footer.hex() if footer is not None else None,
     }
     return record, start
 
 
-def _read_footer(con: W90Console, entry: ImageEntry) -> Footer | None:
-    """The image's footer as the loader wrote it, or None when none is readable there."""
+def _read_footer(con: W90Console, entry: ImageEntry) -> tuple[Footer, bytes] | None:
+    """The image's footer as the loader wrote it (parsed, and its 52 bytes), or None
+    when none is readable there."""
     at = footer_address(entry.base, entry.size)
     page_at = at & ~(PAGE_SIZE - 1)
     for reads in (1, 2):
         page = con.read_page(page_at, reads=reads)
-        footer = parse_footer(page[at - page_at : at - page_at + FOOTER_SIZE])
+        raw = page[at - page_at : at - page_at + FOOTER_SIZE]
+        footer = parse_footer(raw)
         if footer is not None:
-            return footer
+            return footer, bytes(raw)
     return None
 
 
@@ -310,12 +314,16 @@ def _reread(con: W90Console, entry: ImageEntry, part: Path) -> int:
     return fixed
 
 
-def _check_image(con: W90Console, entry: ImageEntry, part: Path, reads: int) -> str:
+def _check_image(
+    con: W90Console, entry: ImageEntry, part: Path, reads: int
+) -> tuple[str, bytes | None]:
     """Verify a dumped image against its footer's image_checksum (the loader's
     WriteImage sum); re-read only when that fails. Without a usable checksum the
     image is read a second time. Returns how the image was verified (the manifest's
-    ``verified``)."""
-    footer = _read_footer(con, entry)
+    ``verified``) and the footer's 52 bytes when it belongs to this image (the
+    manifest's ``footer``, which a restore checks the file against)."""
+    found = _read_footer(con, entry)
+    footer, raw = found if found is not None else (None, None)
     usable = (
         footer is not None
         and (footer.number, footer.base, footer.length) == (entry.number, entry.base, entry.size)
@@ -324,22 +332,26 @@ def _check_image(con: W90Console, entry: ImageEntry, part: Path, reads: int) -> 
     agreeing = f"every row confirmed by {reads} agreeing reads" if reads > 1 else ""
     if footer is None or not usable:
         if reads > 1:
-            return agreeing + " (no footer checksum to check against)"
+            return agreeing + " (no footer checksum to check against)", None
         fixed = _reread(con, entry, part)
-        return f"read twice, {fixed} page(s) re-read until two reads agreed (no footer checksum)"
+        return (
+            f"read twice, {fixed} page(s) re-read until two reads agreed (no footer checksum)",
+            None,
+        )
     assert footer is not None
     if loader_checksum(part.read_bytes()) == footer.image_checksum:
-        return "footer image_checksum matches" + (f"; {agreeing}" if agreeing else "")
+        return "footer image_checksum matches" + (f"; {agreeing}" if agreeing else ""), raw
     fixed = _reread(con, entry, part)
     if loader_checksum(part.read_bytes()) == footer.image_checksum:
-        return f"footer image_checksum matches after re-reading ({fixed} page(s) replaced)"
+        return f"footer image_checksum matches after re-reading ({fixed} page(s) replaced)", raw
     con.notify(
         f"image {entry.number} ({entry.name}): the flash does not match its footer's checksum "
         "even with every page read twice alike: the image on the camera is damaged"
     )
     return (
         "read twice, pages agree, but the footer image_checksum does NOT match: "
-        "the image in flash differs from what the loader wrote"
+        "the image in flash differs from what the loader wrote",
+        raw,
     )
 
 
@@ -601,6 +613,7 @@ def restore(
     tries: int = 5,
     include_bootloader: bool = False,
     backup_out: str | os.PathLike[str] | None = None,
+    odd_ok: bool = False,
 ) -> RestoreResult:
     """Write a dump's images back with ``fx`` over Xmodem-128, each checked before
     the next: ``ls`` must show exactly the padded size sent (larger: the loader's
@@ -612,10 +625,11 @@ def restore(
     :func:`dump`, restorable) of every image on the camera the restore replaces or
     overwrites, after a free-space check; None: no backup. ``include_bootloader``:
     allow images whose blocks reach block 0 or BOOT INFO (by address, from the
-    camera's table)."""
+    camera's table). ``odd_ok``: trust images whose footer record does not vouch for
+    them (the manifest's sha256 and size are checked all the same)."""
     if verify not in VERIFY_MODES:
         raise UsageError(f"--verify must be one of {', '.join(VERIFY_MODES)}")
-    table, dumped = load_dump(dump_dir)
+    table, dumped = load_dump(dump_dir, odd_ok=odd_ok)
     t0 = time.monotonic()
     if images:
         chosen = {e.number for e in select_images([d.entry for d in dumped], images)}
@@ -627,6 +641,16 @@ def restore(
     con = _attach(port, wait, notify)
     current = con.list_images()
     flash_size = con.loader_info().flash_size or DEFAULT_FLASH_SIZE
+    dumped_from = ((read_json(Path(dump_dir) / MANIFEST) or {}).get("loader") or {}).get(
+        "flash_size"
+    )
+    if not odd_ok and con.loader_info().flash_size and dumped_from not in (None, flash_size):
+        raise RefusedError(
+            f"the dump in {dump_dir} was made from a camera with 0x{dumped_from:X} bytes of "
+            f"flash, this one has 0x{flash_size:X}",
+            flash_state="untouched",
+            hint=f"restore a dump of this camera; if you are sure, add {ODD_OPTION}",
+        )
     _plan_checks(todo, current, flash_size, include_bootloader=include_bootloader)
     done: list[RestoredImage] = []
     total = sum(len(d.data) for d in todo)
@@ -637,8 +661,10 @@ def restore(
     if backup_out is not None and replaced:
         backup_dir = _check_backup_room(Path(backup_out), replaced)
     tracker.plan(spans.values())
-    tracker.resume = f"camrescue w90p745 restore {dump_dir} --port {port.url}" + (
-        " --include-bootloader" if include_bootloader else ""
+    tracker.resume = (
+        f"camrescue w90p745 restore {dump_dir} --port {port.url}"
+        + (" --include-bootloader" if include_bootloader else "")
+        + (f" {ODD_OPTION}" if odd_ok else "")
     )
     backed_up = ""
     try:
