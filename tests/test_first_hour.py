@@ -468,3 +468,19 @@ def test_success_is_a_quiet_summary_and_steps_come_with_verbose(tmp_path: Path) 
     assert not re.search(r"^\s*step ", quiet.stdout, re.M), quiet.stdout
     assert re.search(r"^\s*step attach: \d+\.\d\d s$", loud.stdout, re.M), loud.stdout
     assert json.loads(as_json.stdout)["steps"], "the JSON keeps its steps"
+
+
+def test_skip_erase_on_a_real_port_is_refused_without_the_typed_word(tmp_path: Path) -> None:
+    """/dev/ttyS0 is a real port's path (not a pty): the question comes before the port is
+    opened, so nothing reaches whatever is wired there."""
+    assert _run("sample-image", "hi3511", "--out", "r.jffs2", cwd=tmp_path).returncode == 0
+    for answer in ("yes\n", ""):
+        done = subprocess.run(
+            [CAMRESCUE, "hi3511", "flash", "--port", "/dev/ttyS0", "r.jffs2", "--no-backup",
+             "--skip-erase"],
+            cwd=tmp_path, input=answer, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 9, done.stderr
+        assert "Type SKIP-ERASE to go on" in done.stderr
+        assert "error: --skip-erase was not confirmed" in done.stderr
+        assert "Flash: untouched" in done.stderr

@@ -86,7 +86,7 @@ def load_backup(path: str | os.PathLike[str], address: int | None = None) -> Bac
         if base < 0:
             raise ImageError(
                 f"{p} has no manifest ({mpath.name}) and its size {len(data):#x} is not a "
-                "known dump (0xf00000 from 0x34100000 as in the seed, or 0x1000000)",
+                "known dump (0xf00000 from 0x34100000: kernel, root and settings; or 0x1000000: all)",
                 flash_state="untouched",
                 hint="give --address with the flash address the dump starts at",
             )

@@ -23,7 +23,7 @@ from recovery.cliutil import (
     progress_enabled,
     run_operation,
 )
-from recovery.errors import ImageError
+from recovery.errors import ImageError, RefusedError
 from recovery.files import Input, Output, unique_path
 from recovery.hi3511.backupfile import load_backup
 from recovery.hi3511.driver import ShellQuery
@@ -47,6 +47,7 @@ from recovery.hi3511.operations import (
     restore,
 )
 from recovery.hi3511.parsers import parse_uimage_header
+from recovery.ports import confirm_typed
 from recovery.safety import flash_tracker
 
 _MANIFEST = (".json",)
@@ -283,7 +284,8 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-erase",
         action="store_true",
-        help="reproduce the seed's mistake: tftp to flash without erase",
+        help="reproduce the classic mistake on purpose: tftp straight into flash without "
+        "erasing (on a real port you are asked to type SKIP-ERASE)",
     )
     p.add_argument("--no-boot", action="store_true", help="do not boot after writing")
     p.add_argument(
@@ -299,6 +301,18 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
 
         def run() -> Any:
             check_backup_contents(a.backup, None, trust=a.trust_backup)
+            if a.skip_erase and not confirm_typed(
+                a.port,
+                "--skip-erase writes the image straight into the camera's flash WITHOUT "
+                "erasing it first: the root file system will be corrupt (JFFS2 CRC errors) "
+                "until you restore or flash again.",
+                "SKIP-ERASE",
+            ):
+                raise RefusedError(
+                    "--skip-erase was not confirmed",
+                    flash_state="untouched",
+                    hint="type SKIP-ERASE when asked, or leave out --skip-erase",
+                )
             again = _resume(a, "flash", a.image, "--partition", a.partition, "--no-backup")
             kept = a.backup or backup_out
             flash_tracker().resume = (

@@ -622,7 +622,7 @@ def flash(
         text = (
             f"--skip-erase: the image is written with tftp straight to {region.start:#x} WITHOUT "
             "erasing. NOR flash can only clear bits, so the result is old AND new data: expect "
-            "JFFS2 CRC errors (this reproduces the seed's mistake on purpose)"
+            "JFFS2 CRC errors (the classic mistake, reproduced on purpose)"
         )
         warn(text)
         warnings.append(text)
