@@ -172,7 +172,7 @@ def check(
             if on_camera_net
             else f"give this computer an address in {ipaddress.IPv4Interface(f'{ipaddr}/{netmask}').network} "
             f"on the interface the camera is plugged into (e.g. sudo ip addr add "
-            f"{_suggest(cam, netmask)}/{ipaddress.IPv4Network(f'0.0.0.0/{netmask}').prefixlen} dev IFACE), "
+            f"{_suggest(cam, netmask, srv)}/{ipaddress.IPv4Network(f'0.0.0.0/{netmask}').prefixlen} dev IFACE), "
             "or give --ipaddr/--serverip for the network you have"
         )
         return Preflight(
@@ -202,8 +202,14 @@ def check(
     return Preflight(ipaddr, serverip, iface.name, True, interfaces=names)
 
 
-def _suggest(cam: ipaddress.IPv4Address, netmask: str) -> str:
+def _suggest(
+    cam: ipaddress.IPv4Address, netmask: str, server: ipaddress.IPv4Address | None = None
+) -> str:
+    """An address for this computer on the camera's network: the serverip the camera
+    already has, when it fits."""
     net = ipaddress.IPv4Network(f"{cam}/{netmask}", strict=False)
+    if server is not None and server in net and server != cam:
+        return str(server)
     for host in (net.network_address + 100, net.network_address + 2, net.network_address + 1):
         if host in net and host != cam and host != net.broadcast_address:
             return str(host)
@@ -231,3 +237,19 @@ def require(
             f"{result.line}: {result.problem}", flash_state="untouched", hint=result.fix
         )
     return result
+
+
+def address_of(nic: str) -> str:
+    """The IPv4 address of this computer's interface ``nic`` (``--nic``); a
+    :class:`recovery.errors.NetworkError` listing the interfaces when it has none."""
+    from recovery.errors import NetworkError
+
+    ifs = local_interfaces()
+    for i in ifs:
+        if i.name == nic:
+            return str(i.ip)
+    raise NetworkError(
+        f"this computer has no IPv4 interface {nic!r}",
+        flash_state="untouched",
+        hint=f"give one of: {_listing(ifs)} (--nic NAME), or --serverip ADDRESS",
+    )

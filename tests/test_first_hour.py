@@ -484,3 +484,31 @@ def test_skip_erase_on_a_real_port_is_refused_without_the_typed_word(tmp_path: P
         assert "Type SKIP-ERASE to go on" in done.stderr
         assert "error: --skip-erase was not confirmed" in done.stderr
         assert "Flash: untouched" in done.stderr
+
+
+def test_network_preflight_refuses_before_any_transfer_and_nic_picks_the_address(
+    tmp_path: Path,
+) -> None:
+    endpoint = f"127.0.0.1:{free_udp_port()}"
+    with Emulator("hi3511", "--tftp-server", endpoint, cwd=tmp_path) as emu:
+        port = emu.recipe()[4]
+        # the embedded server on serverip:69 (the real-camera default): the camera's
+        # serverip (192.168.1.x) is not this computer's: refused, nothing transferred
+        refused = _run(
+            "hi3511", "backup", "--port", port, "--reboot", "--out", "b.bin", cwd=tmp_path
+        )
+        assert refused.returncode == 5, refused.stderr
+        m = re.search(r"camera 192\.168\.1\.10 -> server (192\.168\.1\.\d+): ", refused.stderr)
+        assert m, refused.stderr
+        assert f"sudo ip addr add {m.group(1)}/24 dev IFACE" in refused.stderr
+        assert "is not an address of this computer (its addresses: " in refused.stderr
+        assert "What to do: " in refused.stderr and "Flash: untouched" in refused.stderr
+        assert "backup kernel" not in refused.stderr and not (tmp_path / "b.bin").exists()
+        # --nic: the interface's address becomes serverip
+        done = _run(
+            "hi3511", "backup", "--port", port, "--reboot", "--out", "b.bin", "--nic", "lo",
+            "--ipaddr", "127.0.0.2", "--netmask", "255.0.0.0", "--tftp-bind", endpoint,
+            cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "camera 127.0.0.2 -> server 127.0.0.1 (lo)" in done.stderr

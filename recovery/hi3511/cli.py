@@ -73,6 +73,7 @@ def _net(args: argparse.Namespace) -> NetOptions:
         tftp_root=args.tftp_root,
         server=not args.no_server,
         load_address=args.load_address,
+        nic=getattr(args, "nic", None),
     )
 
 
@@ -177,6 +178,12 @@ def _network_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ipaddr", help="the camera's address (default: its ipaddr variable)")
     g.add_argument("--serverip", help="this computer's address as the camera sees it")
     g.add_argument("--netmask", help="netmask (default: the camera's, else 255.255.255.0)")
+    g.add_argument(
+        "--nic",
+        metavar="IFACE",
+        help="this computer's network interface the camera is plugged into: its address "
+        "becomes serverip (default: serverip is checked against this computer's addresses)",
+    )
     g.add_argument(
         "--tftp-bind",
         type=lambda s: parse_host_port(s, 69),

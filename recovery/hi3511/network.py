@@ -36,6 +36,7 @@ class NetOptions:
     server: bool = True
     load_address: int = LOAD_ADDRESS
     tftp_client: str | None = None  # the camera's address: the only one allowed to upload
+    nic: str | None = None  # this computer's interface on the camera's network (--nic)
 
 
 @dataclass

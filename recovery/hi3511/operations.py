@@ -50,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recovery import netcheck
 from recovery.cliutil import warn
 from recovery.errors import (
     BootError,
@@ -359,7 +360,23 @@ class Session:
 
     def network(self, opts: NetOptions) -> NetSettings:
         assert self.uboot is not None
+        if opts.nic is not None and opts.serverip is None:
+            opts.serverip = netcheck.address_of(opts.nic)  # --nic: its address is serverip
         net = resolve_network(self.env, opts)
+        # this computer's side (issue 20): serverip must be one of its addresses, on the
+        # interface the camera is routed through; --nic picks the interface. Enforced for
+        # the embedded server on serverip:69; an endpoint the person chose is reported only
+        pre = netcheck.require(
+            net.ipaddr,
+            net.serverip,
+            net.netmask,
+            nic=opts.nic,
+            enforce=opts.tftp_bind is None and opts.server,
+        )
+        if pre.server != net.serverip:
+            net.serverip = pre.server
+            net.changed["serverip"] = pre.server
+        self.status(pre.line if pre.ok else f"{pre.line} (not checked: {pre.problem})")
         opts.tftp_bind = opts.tftp_bind or (net.serverip, 69)  # the address the camera is told
         opts.tftp_client = net.ipaddr
         for key, value in net.changed.items():
