@@ -685,6 +685,8 @@ def test_a_chip_erase_carries_no_address():
         b.Request(b.Cmd.READ4, addr=0x80000000),
         b.Request(b.Cmd.WRITE4, addr=0xFFFFFFFC, data=b"\x01\x02\x03\x04"),
         b.Request(b.Cmd.SETPC, value=0x80000001),
+        b.Request(b.Cmd.SEQRD, addr=0xC0000000, length=0x80000000),
+        b.Request(b.Cmd.FLASH_READ, addr=0x80000000, length=0x80000000),
         b.Request(b.Cmd.FLASH_ERASE, value=b.Erase.BLOCK_64K, addr=0xFFFF0000),
     ],
 )
@@ -701,3 +703,36 @@ def test_encode_request_refusals():
     with pytest.raises(ValueError) as exc:
         b.encode_request(b.Request(0x1F))
     assert str(exc.value) == "unknown command id 31"
+
+
+def test_frame_refuses_a_pre_image_of_another_length():
+    with pytest.raises(ValueError) as exc:
+        b.frame(b"ab", preimage=b"a")
+    assert str(exc.value) == "a pre-image has the length of its payload"
+
+
+def test_a_frame_of_64_kib_or_more_still_sums_to_ffff():
+    """payload_len is a u32: its high half takes part in the header sum."""
+    payload = bytes(range(256)) * 0x101  # 0x10100 bytes
+    raw = b.frame(payload, b.Flag.ACK)
+    h = b.Header.unpack(raw[:12])
+    assert h.payload_len == 0x10100
+    assert b.frame_sums_ok(h, payload)
+    pre = raw[:6] + raw[6:8][::-1] + raw[8:12][::-1] + payload
+    assert cs16(pre) == 0xFFFF
+
+
+def test_frame_request_keeps_the_flags_asked_for():
+    r = b.Request(b.Cmd.FLASH_GETINFO)
+    plain = b.frame_request(r, flags=0)
+    assert b.Header.unpack(plain[:12]).flags == 0
+    assert b.frame_sums_ok(b.Header.unpack(plain[:12]), plain[12:])
+    assert b.Header.unpack(b.frame_request(r)[:12]).flags == b.Flag.CHECK
+
+
+def test_the_reserved_high_nibble_of_the_version_byte_is_summed_in_place():
+    h = b.Header(b.Flag.ACK, version=2, checksum=0, payload_len=1, reserved=0x5)
+    pre = b.header_preimage(h)
+    assert pre[5] == 0x52
+    assert pre == b"BROM" + bytes([b.Flag.ACK, 0x52]) + b"\0\0" + (1).to_bytes(4, "little")
+    assert b.Header.unpack(h.pack()).reserved == 0x5
