@@ -1,4 +1,4 @@
-"""The longer fault campaign (harness/fuzz.py): every board and operation under drawn faults,
+"""The longer fault campaign (harness/fuzz/): every board and operation under drawn faults,
 the full operations, with the rerun after each clean failure; prints the table per board.
 
 ``python -m bench fuzz`` (part of ``make bench``). Environment knobs:
@@ -12,7 +12,7 @@ the full operations, with the rerun after each clean failure; prints the table p
 
 ``python -m bench.bench_fuzz --calibrate`` measures the fault budgets instead
 (bytes on the link, bytes programmed, sectors erased, TFTP datagrams of one
-fault-free run per operation) and prints them next to harness.fuzz.BUDGETS.
+fault-free run per operation) and prints them next to harness.fuzz.faults.BUDGETS.
 
 Numbers, not pass/fail: the run times per outcome say what a fault costs a
 user (the engine's timeouts), the table says what the engine guarantees.
