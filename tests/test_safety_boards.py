@@ -266,3 +266,47 @@ def test_w90p745_a_dump_must_look_like_what_it_claims(w90_dump, tmp_path):
     proc = engine(["w90p745", "restore", "--help"])
     out, _err = proc.communicate(timeout=60)
     assert "--i-know-the-dump-is-odd" in out
+
+
+# -- XR872 --------------------------------------------------------------------------------
+
+
+def test_xr872_ctrl_c_leaves_the_rom_at_115200_in_step_and_says_what_the_flash_holds(tmp_path):
+    """SIGINT or SIGTERM at two points of a write at the raised rate: the engine
+    finishes the exchange under way, puts the ROM back to 115200 and reports the
+    flash state and what to do; the next run finds the ROM at 115200 on its first
+    sync (not 'still at ... from an earlier run')."""
+    from test_safety_signals import XR_FAST
+
+    from emulators.xr872 import XR872Device
+    from harness.firmware import xr872 as xfw
+
+    image = tmp_path / "xr_system.img"
+    data = xfw.build_image(xfw.xr872_sections(12))
+    image.write_bytes(data)
+    argv = ["xr872", "write", str(image), "--no-backup", "--no-reboot", "--json", *XR_FAST]
+    # the host sends about 210 kB in all (only changed sectors are written)
+    for after, sig in ((60_000, signal.SIGINT), (140_000, signal.SIGTERM)):
+        with XR872Device(seed=24) as dev:
+            started = talking(dev)
+            proc = engine([*argv, "--port", dev.path])
+            deadline = time.monotonic() + 120
+            while not started() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            mark = len(dev.transcript.chunks)
+            while proc.poll() is None and _sent_since(dev, mark) < after:
+                time.sleep(0.002)
+            assert proc.poll() is None, "the write ended before it was interrupted"
+            proc.send_signal(sig)
+            r = _one_json(proc)
+            assert proc.returncode == 130 and r["error"] == "Interrupted", r
+            assert "115200" in r["message"], r
+            assert r["flash_state"].startswith("partly written between"), r
+            assert "boot ROM again" in r["hint"], r
+            assert r["flash_status"]["state"] == "partially written", r
+            assert dev.uart.baud == 115200
+            proc = engine(["xr872", "info", "--port", dev.path, "--json", *XR_FAST, "-v"])
+            out, err = proc.communicate(timeout=120)
+            info = json.loads(out)
+            assert proc.returncode == 0 and info["ok"], (info, err[-2000:])
+            assert "earlier run" not in err, err[-2000:]

@@ -30,13 +30,16 @@ the sync means it is back in recovery mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import serial
 
-from recovery.errors import ConsoleError, DeviceError
+from recovery.errors import ConsoleError, DeviceError, Interrupted
 from recovery.progress import Progress
 from recovery.transport import Port, TransportError
 from recovery.xr872 import brom
@@ -135,7 +138,14 @@ class Session:
         )
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        if kind is not None and isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C between two exchanges: the same report as during one
+            try:
+                raise self._interrupted() from exc
+            finally:
+                if self.port:
+                    self.port.close()
         try:
             if self.client and self.baud != ROM_BAUD and self.entered_via and not self.rebooted:
                 try:
@@ -299,9 +309,59 @@ class Session:
             + (f" (or --max-baud {ROM_BAUD}, the safest)" if rate > DEFAULT_BAUD else ""),
         )
 
+    @contextlib.contextmanager
+    def _whole_exchange(self) -> Iterator[None]:
+        """Hold a Ctrl-C or SIGTERM that comes during one exchange with the ROM until the
+        exchange is complete, so no frame is left half-sent; a second one is not held."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        held: list[int] = []
+
+        def hold(signum: int, _frame: object) -> None:
+            if held:
+                raise KeyboardInterrupt(f"signal {signum}")
+            held.append(signum)
+
+        old = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        if held:
+            raise KeyboardInterrupt(f"signal {held[0]}")
+
+    def _interrupted(self) -> Interrupted:
+        """After Ctrl-C or SIGTERM: the ROM in step (a frame cut by a second Ctrl-C is
+        ended by the ROM's inter-byte timeout), back at 115200 if the engine raised it;
+        the error says what the flash holds and what finishes the job."""
+        where = "the ROM waits at 115200 for the next run"
+        if self.client and self.entered_via and not self.rebooted:
+            try:
+                self.client.retries = 0
+                self.client.resync()
+                if self.baud != ROM_BAUD:
+                    if not self.client.set_uart(ROM_BAUD, sync_attempts=3):
+                        raise brom.BromError("no answer at 115200")
+                    self.baud = ROM_BAUD
+            except (brom.BromError, TransportError):
+                where = (
+                    f"the ROM did not answer after it (it may still be at {self.baud} baud; "
+                    "the next run looks for it there)"
+                )
+        return Interrupted(
+            f"interrupted (Ctrl-C or SIGTERM) between two exchanges with the ROM; {where}",
+            flash_state="untouched" if self.state.startswith("untouched") else self.state,
+            hint=self.restore_hint or None,
+        )
+
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         try:
-            return fn(*args)
+            with self._whole_exchange():
+                return fn(*args)
+        except KeyboardInterrupt as e:
+            raise self._interrupted() from e
         except brom.BromError as e:
             raise DeviceError(str(e), flash_state=self.state, hint=self.restore_hint or None) from e
         except TransportError as e:
