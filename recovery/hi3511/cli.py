@@ -57,10 +57,11 @@ def _conn(args: argparse.Namespace) -> Connection:
     return Connection(
         args.port,
         args.baud,
-        wait=args.wait,
+        wait=20.0 if args.wait is None else args.wait,
         reboot=args.reboot,
         transcript=args.transcript,
         progress=progress_enabled(args),
+        wait_for_port=args.wait is not None,
     )
 
 
@@ -161,7 +162,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
         type=float,
-        default=20.0,
+        default=None,
         metavar="S",
         help="how long to wait for U-Boot (time to power the camera on); default 20",
     )

@@ -95,6 +95,7 @@ from recovery.hi3511.parsers import (
     parse_uimage_header,
 )
 from recovery.jsonout import ABSENT, to_jsonable
+from recovery.ports import wait_for_device
 from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, TransportError
 
@@ -112,6 +113,7 @@ class Connection:
     reboot: bool = False
     transcript: str | None = None
     progress: bool = False
+    wait_for_port: bool = False  # --wait given: a missing device path is waited for too
 
 
 @dataclass
@@ -274,6 +276,10 @@ class Session:
             self.steps.append(Step(name, round(time.monotonic() - t0, 3)))
 
     def __enter__(self) -> Session:
+        # one rule on every board: a missing port fails at once unless --wait was given
+        wait_for_device(
+            self.conn.port, self.conn.wait if self.conn.wait_for_port else None, self.status
+        )
         try:
             self.port = Port(self.conn.port, self.conn.baud, transcript=self.conn.transcript)
         except TransportError as e:
