@@ -316,6 +316,7 @@ def _run(
             hint="please report this with the --transcript file",
         )
     status = _final_status(tracker, err)
+    _one_fix_for_the_port(args, err)
     if isinstance(err, Interrupted) and not err.hint:  # what to do after every Ctrl-C
         err.hint = (
             "nothing was written: run the same command again when you are ready"
@@ -349,6 +350,24 @@ def _run(
                 print(render(payload), flush=True)
         print(f"error: {err.describe()}", file=sys.stderr, flush=True)
     return err.exit_code
+
+
+def _one_fix_for_the_port(args: argparse.Namespace, err: RecoveryError) -> None:
+    """A port that did not open gets the one fix that applies (recovery/ports.py:
+    permission denied -> the group and the usermod command, busy -> the holder,
+    missing -> the ports that exist) instead of the transport's list of guesses."""
+    url = getattr(args, "port", None)
+    text = err.message
+    if not (isinstance(err, ConsoleError) and isinstance(url, str)):
+        return
+    if not text.startswith(("cannot open serial port", "serial port ")):
+        return
+    from recovery.ports import explain_open_error
+
+    known = explain_open_error(url, err)
+    if known:
+        err.message = known
+        err.hint = None
 
 
 def _final_status(tracker: FlashTracker, err: RecoveryError) -> dict[str, Any]:

@@ -186,11 +186,20 @@ def holders(device: str) -> list[tuple[int, str]]:
 
 
 def _errno(e: BaseException) -> int | None:
-    code = getattr(e, "errno", None)
-    if isinstance(code, int):
-        return code
-    cause = e.__cause__ or e.__context__
-    return _errno(cause) if cause is not None and cause is not e else None
+    for x in _chain(e):
+        code = getattr(x, "errno", None)
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def _chain(e: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = e
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
 
 
 def explain_open_error(url: str, e: BaseException) -> str | None:
@@ -198,7 +207,7 @@ def explain_open_error(url: str, e: BaseException) -> str | None:
     the cases known here (the caller keeps its own message)."""
     if "://" in url:
         return None
-    text = str(e)
+    text = " ".join(str(x) for x in _chain(e))
     code = _errno(e)
     if code == errno_mod.EACCES or "Permission denied" in text:
         try:

@@ -208,15 +208,25 @@ def test_busy_port_names_the_process_that_holds_it() -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        os.close(slave)  # only the holder has the port open now
+        slave = -1
         e = _open_failure(path)
         text = ports.explain_open_error(path, e)
         assert text is not None and "busy" in text
         assert f"process {holder.pid}" in text and f"kill {holder.pid}" in text
+        # and as a person sees it, on every board
+        for board in ("hi3511", "w90p745", "xr872"):
+            done = _run(board, "info", "--port", path)
+            assert done.returncode == 4, done.stderr
+            assert done.stderr.startswith(
+                f"error: serial port {path} is busy: process {holder.pid}"
+            )
     finally:
         holder.kill()
         holder.wait()
         os.close(master)
-        os.close(slave)
+        if slave >= 0:
+            os.close(slave)
 
 
 def test_permission_denied_says_the_group_and_the_command(tmp_path: Path) -> None:
