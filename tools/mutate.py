@@ -252,14 +252,7 @@ def report(files: dict[str, FileScore], stale: list[dict[str, str]], facts: dict
     if not survivors:
         out.append("None: every mutant is killed or listed as equivalent.")
     for m in survivors:
-        out += [
-            f"- `{m.name}` ({m.status})",
-            "",
-            "  ```diff",
-            *("  " + ln for ln in m.diff.splitlines()),
-            "  ```",
-            "",
-        ]
+        out.append(f"- `{m.name}` ({m.status}): `{m.minus}` -> `{m.plus}`")
     out += ["", "## Equivalent mutants", ""]
     for f in files.values():
         eq = [m for m in f.mutants if m.reason is not None]
