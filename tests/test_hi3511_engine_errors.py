@@ -14,6 +14,7 @@ import pytest
 
 from harness.firmware import root_image
 from harness.lab.tftp import TftpServer as HarnessTftpServer
+from recovery.ports import existing_ports_text
 from tests.test_hi3511_engine import (
     ROOT_OFF,
     ROOT_SIZE,
@@ -55,7 +56,7 @@ def typed_by_engine(dev):
 
 def test_a_port_that_does_not_exist(tmp_path):
     code, r, _ = run_engine("hi3511", "info", "--port", str(tmp_path / "ttyUSB9"), "--json")
-    assert code == 4 and "cannot open serial port" in r["message"]
+    assert code == 4 and r["message"].endswith("ttyUSB9 does not exist. " + existing_ports_text())
 
 
 def test_a_board_that_does_not_answer():

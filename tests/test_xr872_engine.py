@@ -350,7 +350,7 @@ def test_a_port_with_nothing_behind_it(cwd, capsys):
 def test_a_port_that_cannot_be_opened(cwd, capsys):
     code = xcli.main(["xr872", "info", "--port", str(cwd / "ttyNOPE"), "--json"])
     out = json.loads(capsys.readouterr().out)
-    assert code == 4 and "cannot open serial port" in out["message"]
+    assert code == 4 and "ttyNOPE does not exist. " in out["message"]  # and the ports that do
 
 
 def test_an_adapter_that_refuses_the_rate_stops_before_setuart(cwd, monkeypatch):
