@@ -310,3 +310,48 @@ def test_xr872_ctrl_c_leaves_the_rom_at_115200_in_step_and_says_what_the_flash_h
             info = json.loads(out)
             assert proc.returncode == 0 and info["ok"], (info, err[-2000:])
             assert "earlier run" not in err, err[-2000:]
+
+
+def test_xr872_a_dump_given_to_write_must_match_its_manifest_and_this_unit(tmp_path):
+    """A dump with camrescue's manifest beside it: a file that does not match it (size,
+    sha256) is refused before the port is opened; a dump of another flash (JEDEC id)
+    is refused once the unit is known, naming the override, which --help lists."""
+    import hashlib
+
+    from test_safety_signals import XR_FAST
+
+    from emulators.xr872 import XR872Device
+
+    with XR872Device(seed=25) as dev:
+        dump = tmp_path / "unit.bin"
+        proc = engine(["xr872", "dump", "--port", dev.path, "--out", str(dump), "--json", *XR_FAST])
+        r = _one_json(proc)
+        assert proc.returncode == 0, r
+        man = json.loads(Path(str(dump) + ".json").read_text())
+        before = dev.flash.snapshot()
+        # a changed byte: the manifest's sha256 no longer matches
+        changed = tmp_path / "changed.bin"
+        data = bytearray(dump.read_bytes())
+        data[0xFFF00] ^= 0xFF  # in sysinfo: the AWIH check cannot see it
+        changed.write_bytes(bytes(data))
+        Path(str(changed) + ".json").write_text(json.dumps(man))
+        argv = ["xr872", "write", "--no-backup", "--no-reboot", "--json", *XR_FAST]
+        proc = engine([*argv, str(changed), "--port", str(tmp_path / "none")])
+        r = _one_json(proc)
+        assert proc.returncode == 3 and "does not match its manifest" in r["message"], r
+        # another unit's dump (its manifest names another flash chip)
+        other = tmp_path / "other.bin"
+        other.write_bytes(dump.read_bytes())
+        Path(str(other) + ".json").write_text(json.dumps({**man, "jedec_id": "ef4014"}))
+        proc = engine([*argv, str(other), "--port", dev.path])
+        r = _one_json(proc)
+        assert proc.returncode == 3 and "JEDEC id ef4014" in r["message"], r
+        assert "--i-know-the-backup-is-odd" in r["hint"], r
+        assert r["flash_status"]["state"] == "untouched" and dev.flash.snapshot() == before
+        proc = engine([*argv, str(other), "--port", dev.path, "--i-know-the-backup-is-odd"])
+        r = _one_json(proc)
+        assert proc.returncode == 0 and r["ok"], r
+        assert hashlib.sha256(dev.flash.snapshot()).hexdigest() == man["sha256"]
+    proc = engine(["xr872", "write", "--help"])
+    out, _err = proc.communicate(timeout=60)
+    assert "--i-know-the-backup-is-odd" in out

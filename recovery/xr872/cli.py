@@ -163,6 +163,11 @@ def _add_write_options(q: argparse.ArgumentParser) -> None:
         help="do not reboot after writing",
     )  # fmt: skip
     q.add_argument(
+        "--i-know-the-backup-is-odd", dest="odd_ok", action="store_true",
+        help="write a dump whose manifest (FILE.json) names another flash (JEDEC id, size) "
+        "than this unit's; its size and sha256 are checked all the same",
+    )  # fmt: skip
+    q.add_argument(
         "--take-donor-data", action="store_true",
         help="also write the image's sysinfo (MAC, Wi-Fi settings) and other data outside "
         "its image, instead of keeping this unit's own",
@@ -277,6 +282,7 @@ def _cli_write(a: argparse.Namespace) -> int:
         r = write(
             _options(a), a.image, force=a.force, backup=a.backup, no_backup=a.no_backup,
             take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
+            odd_ok=a.odd_ok,
         )  # fmt: skip
         return _check_boot(_facts(r, _write_message(r)), r.boot)
 
@@ -294,6 +300,7 @@ def _cli_clone(a: argparse.Namespace) -> int:
         r = clone(
             _options(a), a.donor, force=a.force, backup=a.backup, no_backup=a.no_backup,
             take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
+            odd_ok=a.odd_ok,
         )  # fmt: skip
         kept = (
             "this unit's sysinfo " + r.write.sysinfo

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from recovery.errors import ImageError, RefusedError, VerifyError
-from recovery.files import atomic_write_json, fsync_dir
+from recovery.files import atomic_write_json, check_manifest, fsync_dir
 from recovery.progress import Progress
 from recovery.safety import flash_tracker
 from recovery.xr872 import brom
@@ -458,6 +458,62 @@ def _load(path: str | os.PathLike[str]) -> bytes:
         raise ImageError(f"cannot read {path}: {e}", flash_state=UNTOUCHED) from e
 
 
+ODD_OPTION = "--i-know-the-backup-is-odd"
+
+
+def _manifest_of(path: str | os.PathLike[str], data: bytes) -> dict[str, Any] | None:
+    """The manifest camrescue wrote beside a dump or backup (``FILE.json``), checked
+    against the file (:func:`recovery.files.check_manifest`: size, sha256) before the
+    file is trusted; None for a file without one (an ``xr_system.img``)."""
+    side = Path(str(path) + ".json")
+    if not side.exists():
+        return None
+    try:
+        man = json.loads(side.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ImageError(
+            f"{side} (the manifest of {path}) is unreadable: {e}",
+            flash_state=UNTOUCHED,
+            hint="use an intact copy of the dump with its manifest",
+        ) from e
+    if not isinstance(man, dict):
+        raise ImageError(f"{side} is not a camrescue manifest", flash_state=UNTOUCHED)
+    check_manifest(path, data, man, board="xr872")
+    return man
+
+
+def _check_unit(
+    path: str | os.PathLike[str],
+    man: dict[str, Any] | None,
+    s: Session,
+    *,
+    jedec: bool,
+    odd_ok: bool,
+) -> None:
+    """A dump's manifest against this unit: its flash size, and (``jedec``: a backup
+    written back with write) the JEDEC id of the flash it was read from."""
+    assert s.flash
+    if man is None or odd_ok:
+        return
+    problems = []
+    if man.get("flash_size") not in (None, s.flash.size):
+        problems.append(
+            f"it was read from a {man.get('flash_size')}-byte flash, this one has {s.flash.size}"
+        )
+    if jedec and man.get("jedec_id") not in (None, s.flash.jedec_hex):
+        problems.append(
+            f"it was read from a flash with JEDEC id {man.get('jedec_id')}, this unit's is "
+            f"{s.flash.jedec_hex} (another unit's dump)"
+        )
+    if problems:
+        raise ImageError(
+            f"{path} is not a dump of this unit: " + "; ".join(problems),
+            flash_state=UNTOUCHED,
+            hint=f"write a dump of this unit; 'clone --from' takes another unit's dump; if you "
+            f"are sure, add {ODD_OPTION}",
+        )
+
+
 def _refuse(path: str | os.PathLike[str], chk: ImageCheck) -> ImageError:
     return ImageError(
         f"{path} is not a valid XR872 image: " + "; ".join(chk.problems),
@@ -480,19 +536,24 @@ def write(
     take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
+    odd_ok: bool = False,
 ) -> WriteResult:
     """Write ``image`` (an xr_system.img or a whole-flash dump) at offset 0: checked
     before anything is touched, the flash backed up, only the needed sectors erased,
     everything read back, then REBOOT and report whether the firmware booted. A dump
     that reaches the sysinfo area and holds other sysinfo than this unit keeps this
-    unit's, unless ``take_donor_data``."""
+    unit's, unless ``take_donor_data``. A dump or backup with camrescue's manifest
+    beside it (``FILE.json``) must match it (size, sha256) before anything else, and
+    be of this unit's flash (JEDEC id, size) unless ``odd_ok``."""
     data = _load(image)
+    man = _manifest_of(image, data)
     chk = check_image(data)
     if not chk.valid and not force:
         raise _refuse(image, chk)
     with Session(opts, log) as s:
         s.enter()
         assert s.flash
+        _check_unit(image, man, s, jedec=True, odd_ok=odd_ok)
         if len(data) > s.flash.size:
             raise ImageError(
                 f"{image} is {len(data)} bytes, the flash only {s.flash.size}",
@@ -581,6 +642,7 @@ def clone(
     take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
+    odd_ok: bool = False,
 ) -> CloneResult:
     """Write a donor's whole-flash dump onto this unit, keeping this unit's own data.
 
@@ -597,12 +659,14 @@ def clone(
             f"{FLASH_SIZE // 1024} KiB flash ('camrescue xr872 dump' of the donor)",
             flash_state=UNTOUCHED,
         )
+    man = _manifest_of(donor, data)
     chk, donor_si = _facts_of(data)
     if not chk.valid and not force:
         raise _refuse(donor, chk)
     with Session(opts, log) as s:
         s.enter()
         assert s.flash
+        _check_unit(donor, man, s, jedec=False, odd_ok=odd_ok)
         if s.flash.size != len(data):
             raise ImageError(
                 f"this unit's flash is {s.flash.size} bytes, the donor dump {len(data)}",
