@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         seconds = round(time.monotonic() - started)
         survivors = [m for f in files.values() for m in f.mutants if m.status not in DETECTED]
         fill_diffs(wt, survivors, mutmut)
-        stale = mark_equivalents(survivors, load_equivalents())
+        modules = {f.path[: -len(".py")].replace("/", ".") + "." for f in files.values()}
+        listed = [e for e in load_equivalents() if e["mutant"].startswith(tuple(modules))]
+        stale = mark_equivalents(survivors, listed)
         with (wt / "pyproject.toml").open("rb") as fh:
             conf = tomllib.load(fh)["tool"]["mutmut"]
         try:
