@@ -268,6 +268,35 @@ def test_w90p745_a_dump_must_look_like_what_it_claims(w90_dump, tmp_path):
     assert "--i-know-the-dump-is-odd" in out
 
 
+def test_w90p745_restore_backup_without_room_is_refused_before_anything(w90_dump, tmp_path):
+    """A --backup-out on a disk without room for the backup: refused (exit 9) before the
+    camera is written, and nothing is left on that disk."""
+    import subprocess
+
+    import pytest
+
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(tiny)], capture_output=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    dev = _w90_intact()
+    try:
+        before = dev.flash.snapshot()
+        argv = ["w90p745", "restore", str(w90_dump), "--port", dev.path, "--json"]
+        proc = engine([*argv, "--backup-out", str(tiny / "bk")])
+        r2 = _one_json(proc)
+        assert dev.flash.snapshot() == before
+    finally:
+        dev.close()
+        listed = list(tiny.iterdir())
+        subprocess.run(["umount", str(tiny)], check=False)
+    assert proc.returncode == 9 and "free space" in r2["message"], r2
+    assert listed == []
+
+
 # -- XR872 --------------------------------------------------------------------------------
 
 
