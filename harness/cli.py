@@ -22,7 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.boards import BOARDS, device_class
-from harness.practice import add_sample_image_parser, emulate_board_epilog, recipe_lines
+from harness.practice import (
+    add_sample_image_parser,
+    add_scenario_examples,
+    emulate_board_epilog,
+    recipe_lines,
+)
 
 
 def _emulator_module(board: str) -> str:
@@ -230,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         from harness.scenarios.cli import register_cli
 
         hook_scenarios(register_cli(sub))
+        add_scenario_examples(sub.choices.get("scenarios"))
     except ImportError:
         pass
     bench = sub.add_parser(

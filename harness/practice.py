@@ -171,3 +171,43 @@ def emulate_board_epilog(board: str) -> str:
         "      the port also at a stable path",
     ]
     return "\n".join(lines) + "\n"
+
+
+SCENARIO_EXAMPLES = {
+    "": [
+        ("camrescue scenarios list", "what there is, and whether each is ready"),
+        ("camrescue scenarios run -k crossgrade", "a subset by name"),
+    ],
+    "run": [
+        ("camrescue scenarios run", "the bundled set: a table, report.html, junit.xml"),
+        ("camrescue scenarios run -k hi3511-backup-verify", "one scenario by name"),
+        ("camrescue scenarios run -n 2 --report reports/", "in parallel, the report elsewhere"),
+        ("camrescue scenarios run scenarios/hi3511-backup-verify.yaml", "one file"),
+    ],
+    "list": [
+        ("camrescue scenarios list", "the bundled scenarios and their status"),
+        ("camrescue scenarios list scenarios/hi3511-backup-verify.yaml", "check one file"),
+    ],
+}
+
+
+def _examples(items: list[tuple[str, str]]) -> str:
+    lines = ["examples:"]
+    for cmd, what in items:
+        lines += [f"  {cmd}", f"      {what}"]
+    return "\n".join(lines) + "\n"
+
+
+def add_scenario_examples(parser: Any) -> None:
+    """Examples for ``camrescue scenarios [run|list] --help`` where the scenario
+    commands give none of their own (issue 20: every --help has examples)."""
+    if parser is None:
+        return
+    todo = [("", parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            todo += list(action.choices.items())
+    for name, p in todo:
+        if name in SCENARIO_EXAMPLES and "examples:" not in (p.epilog or ""):
+            p.epilog = _examples(SCENARIO_EXAMPLES[name]) + ("\n" + p.epilog if p.epilog else "")
+            p.formatter_class = argparse.RawDescriptionHelpFormatter
