@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 
@@ -140,6 +141,10 @@ def test_a_file_missing_on_the_tftp_server_leaves_the_flash_alone(flash_a, image
         assert dev.crash is None
     assert code == 5
     assert "File not found" in r["message"] and r["flash_state"] == "untouched"
+    # the addresses in use (issue 20)
+    assert re.search(
+        r"\[camera [\d.]+ -> server [\d.]+.*; this computer: lo 127\.0\.0\.1/8", r["message"]
+    )
     assert root == flash_a[ROOT_OFF : ROOT_OFF + ROOT_SIZE]
     assert list(staged.iterdir()) == []  # the staged copy is cleaned up
 

@@ -260,6 +260,7 @@ class Session:
         self.port: Port | None = None
         self.uboot: UBoot | None = None
         self.attached_via = ""
+        self.preflight: netcheck.Preflight | None = None
         self.env: dict[str, str] = {}
         self.version = ""
 
@@ -312,6 +313,12 @@ class Session:
         except RecoveryError as e:
             if e.flash_state is None:
                 e.flash_state = self.state
+            if isinstance(e, NetworkError) and self.preflight is not None:
+                # a TFTP failure shows the addresses in use (issue 20)
+                pre = self.preflight
+                e.message += (
+                    f" [{pre.line}; this computer: {', '.join(pre.interfaces) or 'no IPv4'}]"
+                )
             e.hint = self._merge_hint(e.hint)
             e.facts.setdefault("steps", [s.__dict__ for s in self.steps])
             raise
@@ -382,6 +389,7 @@ class Session:
         if pre.server != net.serverip:
             net.serverip = pre.server
             net.changed["serverip"] = pre.server
+        self.preflight = pre
         self.status(pre.line if pre.ok else f"{pre.line} (not checked: {pre.problem})")
         opts.tftp_bind = opts.tftp_bind or (net.serverip, 69)  # the address the camera is told
         opts.tftp_client = net.ipaddr
