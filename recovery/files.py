@@ -233,7 +233,8 @@ def check_distinct(outputs: Iterable[Output], inputs: Iterable[Input] = ()) -> N
         for key in keys:
             seen[key] = option
 
-    for item in [*outputs, *inputs]:
+    items: list[Output | Input] = [*outputs, *inputs]
+    for item in items:
         if item.path is None or os.fspath(item.path).strip() == "":
             continue
         add(item.option, item.path)

@@ -157,9 +157,9 @@ def test_recovery_imports_flow_from_cli_down():
             continue
         for dep in deps:
             dparts = dep.split(".")
-            if dparts[:2] == parts[:2] and len(dparts) == 3 and dparts[2] in order:
-                if order[dparts[2]] > order[parts[2]]:
-                    bad.append(f"{mod} imports {dep}")
+            same_board = dparts[:2] == parts[:2] and len(dparts) == 3
+            if same_board and dparts[2] in order and order[dparts[2]] > order[parts[2]]:
+                bad.append(f"{mod} imports {dep}")
     assert not bad, bad
 
 

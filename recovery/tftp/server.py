@@ -301,9 +301,9 @@ class TftpServer:
             self._thread.join(timeout=5)
         for s in list(self._sessions):
             self._close(self._sessions[s], "failed", "the server stopped")
-        for s in (self._sock, self._wake_r, self._wake_w):
-            if s is not None:
-                s.close()
+        for sock in (self._sock, self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
         if self._sel is not None:
             self._sel.close()
         self._sock = self._wake_r = self._wake_w = None
