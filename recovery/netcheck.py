@@ -76,8 +76,8 @@ def local_routes(path: str = "/proc/net/route") -> list[Route]:
     """The kernel's IPv4 routes (empty when the table cannot be read)."""
     routes: list[Route] = []
     try:
-        with open(path) as f:
-            lines = f.read().splitlines()[1:]
+        with open(path) as table:
+            lines = table.read().splitlines()[1:]
     except OSError:
         return routes
     for line in lines:
