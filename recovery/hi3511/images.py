@@ -308,7 +308,11 @@ def prepare_jffs2_image(
             hint="check you picked the root file system image for this camera",
         )
     data = p.read_bytes()
-    payload = find_payload(data)
+    try:
+        payload = find_payload(data)
+    except ImageError as e:  # name the file: the person may have given several
+        e.message = f"{p}: {e.message}"
+        raise
     body = data[payload.offset :]
     if len(body) > partition_size:
         raise ImageError(
