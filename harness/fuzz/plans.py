@@ -222,7 +222,8 @@ def plan_for(d: Draw) -> Plan:
         for r in ranges:
             lo, hi = HI_REGIONS[r]
             expected[lo:hi] = backup[lo - HI_BACKUP[0] : hi - HI_BACKUP[0]]
-        argv = ["hi3511", "restore", "{work}/user-backup.bin"]
+        # the campaign keeps the starting flash itself: no engine backup in the cwd
+        argv = ["hi3511", "restore", "{work}/user-backup.bin", "--no-backup"]
         if quick:
             argv += ["--partition", "kernel", "--no-boot"]
 
@@ -268,7 +269,7 @@ def plan_for(d: Draw) -> Plan:
         entry = next(e for e in w90_images(initial) if e.name == img)
         lo = entry.base - W90_BASE
         hi = entry.footer - W90_BASE + 64
-        argv = ["w90p745", "restore", "{work}/userdump"]
+        argv = ["w90p745", "restore", "{work}/userdump", "--no-backup"]
 
         def coverage(work: Path, inputs_ok: bool) -> list[tuple[int, int]]:
             first = lo - lo % W90_BLOCK
