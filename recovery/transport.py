@@ -336,6 +336,9 @@ class TranscriptEntry:
     data: bytes
 
 
+READ_SLICE = 0.05  # s: the longest single wait of a read; set once on the port
+
+
 class Port:
     """A serial port opened for the engine. Use as a context manager."""
 
@@ -356,7 +359,9 @@ class Port:
         try:
             # exclusive: take the same flock() picocom and minicom take, so two programs
             # never fight over one camera's bytes
-            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0, exclusive=True)
+            # the read timeout is set once: over rfc2217:// every change of it re-sends the
+            # port settings and waits for the server's answer (pyserial's SerialBase)
+            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=READ_SLICE, exclusive=True)
         except (serial.SerialException, ValueError, OSError) as e:
             raise TransportError(_open_error(url, e)) from e
         self.console = ConsoleMatcher()
@@ -375,9 +380,13 @@ class Port:
                 if waiting:
                     data = self.ser.read(min(size, waiting))
                 else:
-                    left = 0.05 if deadline is None else max(0.0, deadline - time.monotonic())
-                    self.ser.timeout = min(left, 0.05)
-                    data = self.ser.read(1)
+                    left = READ_SLICE if deadline is None else deadline - time.monotonic()
+                    if left >= READ_SLICE:
+                        data = self.ser.read(1)  # waits at most READ_SLICE
+                    else:  # less than a slice left: poll, so the deadline is kept
+                        if left > 0:
+                            time.sleep(min(left, 0.005))
+                        data = b""
             except (serial.SerialException, OSError) as e:
                 raise TransportError(
                     f"lost the serial port {self.url}: {e} (adapter unplugged, or the device went away)"

@@ -154,11 +154,6 @@ def test_xr872_dump_over_the_network(scheme, tmp_path):
 
 
 # -- settings round trips -------------------------------------------------------------------
-@pytest.mark.xfail(
-    strict=True,
-    reason="recovery/transport.py sets ser.timeout on every read: with stock pyserial each "
-    "change re-sends the RFC 2217 settings and waits >= 50 ms (/tmp/coord/rfc2217-needs.txt 1)",
-)
 def test_rfc2217_settings_are_sent_once_per_change(monkeypatch, tmp_path):
     """With stock pyserial 3.5 semantics (the timeout setter of SerialBase, which re-sends
     the port settings and waits for the server's answers whenever the value changes;

@@ -189,6 +189,7 @@ class Session:
     def _enter_rom(self) -> str:
         port, client = self.port, self.client
         assert port and client
+        first_rx = len(port.log)
         # a booting unit prints its log: let it finish before typing anything
         heard = port.drain_input(quiet=self.opts.settle, limit=4.0)
         port.write(UPGRADE_PREAMBLE)  # blind, as the tools do
@@ -214,6 +215,9 @@ class Session:
                 self.baud = rate
                 return "recovery mode"
         self._set_host_baud(self.opts.baud)
+        # judge by everything the unit sent, the answers to the sync attempts included
+        heard = b"".join(e.data for e in port.log[first_rx:] if e.direction == "rx")
+        text = heard.decode("latin-1")
         msg = (
             f"no XR872 boot ROM on {self.opts.port}: 0x55 was not answered with OK, and "
             f"'upgrade' sent at {self.opts.baud} baud did not start it."
@@ -230,6 +234,15 @@ class Session:
             hint = "power-cycle the unit and run the command again, or " + STRAP_HELP
         elif heard:
             msg += f" The unit printed text but did not take 'upgrade' ({text.strip()[-60:]!r})."
+        elif self.opts.baud != ROM_BAUD:
+            msg += (
+                f" Nothing at all came back at {self.opts.baud} baud, which is not the"
+                f" {ROM_BAUD} the ROM and console use: most likely a baud mismatch."
+            )
+            hint = (
+                f"rerun with --baud {ROM_BAUD} (a unit that had finished booting before the"
+                " port opened prints nothing more); if that fails too, " + STRAP_HELP
+            )
         else:
             msg += " Nothing at all came back."
         raise ConsoleError(msg, flash_state=UNTOUCHED, hint=hint)
