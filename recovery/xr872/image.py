@@ -255,17 +255,12 @@ class SysInfo:
 
 
 def _used_slots(bitmap: bytes) -> int:
-    count = 0
-    for b in bitmap:
-        if b == 0:
-            count += 8
-            continue
-        val = ~b & 0xFF
-        while val:
-            val >>= 1
-            count += 1
-        break
-    return count
+    """Slots in use: 8 per all-cleared byte, then the highest cleared bit of the first
+    byte that is not all cleared (fdcm.c counts the same way)."""
+    for i, b in enumerate(bitmap):
+        if b:
+            return 8 * i + (~b & 0xFF).bit_length()
+    return 8 * len(bitmap)
 
 
 def _ssid(raw: bytes, off: int) -> str:
