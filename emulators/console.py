@@ -1,5 +1,7 @@
 """Line discipline shared by the text consoles (U-Boot, W90P745 loader, XR872 shell).
 
+Source: U-Boot 1.1.4 ``common/main.c`` (``readline``); the boards' own loaders override it.
+
 Modelled on U-Boot 1.1.4's ``readline`` (common/main.c, without
 CONFIG_CMDLINE_EDITING): echo of printable input, ``\\r`` or ``\\n`` ends the
 line (echo ``\\r\\n``), backspace or DEL erases with ``\\b \\b``, Ctrl-U erases

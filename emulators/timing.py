@@ -1,5 +1,7 @@
 """Fast mode and real-time mode: how much wall time a device spends.
 
+Source: the datasheet times live in each board's profile; the fast-mode key window below is this project's assumption (a test facility, not device behaviour).
+
 In real-time mode delays are spent as on the device. In fast mode nothing
 sleeps, with one necessary exception: a *key window* (U-Boot's autoboot
 countdown, the W90P745's ESC prompt) must give a host the chance to answer.

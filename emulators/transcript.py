@@ -1,5 +1,7 @@
 """A record of every byte on a link, both ways, with timestamps.
 
+Models no device behaviour (a recording facility), so it has no source to cite.
+
 The device side records what the device sent (before any injected fault) as
 ``dev`` and what the device received (after faults) as ``host``. The text form
 is one chunk per line: seconds since the link opened, direction, and the bytes

@@ -1,5 +1,7 @@
 """Flash commands of U-Boot 1.1.4 (common/cmd_flash.c, drivers/cfi_flash.c): erase, protect, flinfo.
 
+Sources: U-Boot 1.1.4 ``common/cmd_flash.c`` and ``drivers/cfi_flash.c``; HiSilicon's differences from github zhhejun/u-boot-1.1.4.
+
 * ``erase start end``, ``erase start +len`` (``addr_spec``: the end of a
   ``+len`` range is rounded up to its sector's end, or ``Error: end address
   (0x%08lx) not in flash!`` then ``Bad address format``), ``erase all``,

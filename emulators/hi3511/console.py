@@ -2,6 +2,8 @@
 :class:`emulators.console.Console` (whose ``puts`` sends every ``\\n`` as ``\\r\\n``,
 as ``serial_pl011.c``'s ``serial_putc`` does).
 
+Sources: U-Boot 1.1.4 ``common/main.c`` and its PL011 serial driver (``serial_pl011.c``); HiSilicon's from github zhhejun/u-boot-1.1.4.
+
 Both variants:
 
 * Enter (``\\r`` or ``\\n``) does ``puts("\\r\\n")``, which the serial driver sends as

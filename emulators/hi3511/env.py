@@ -1,5 +1,7 @@
 """U-Boot 1.1.4's environment: flash storage with a CRC32 header, and its editing rules.
 
+Sources: U-Boot 1.1.4 ``common/env_flash.c``, ``common/env_common.c``, ``common/cmd_nvedit.c``.
+
 Storage (common/env_flash.c, env_common.c): ``crc32`` (little-endian, zlib
 CRC of the data area) followed by ``CFG_ENV_SIZE - 4`` bytes of ``name=value\\0``
 strings ending with an extra ``\\0``. A bad CRC at power-on gives

@@ -1,6 +1,8 @@
 """HiSilicon's text progress bar (github zhhejun/u-boot-1.1.4, common/console.c
 ``progressbar_init``/``progressbar_show``), used by ``erase`` and ``cp`` into flash.
 
+Source: github zhhejun/u-boot-1.1.4 ``common/console.c``.
+
 ``init(start, end, steps)`` prints ``[  0%]#``, ``steps`` dashes and ``|``; each
 ``show(pos)`` whose percentage (``(pos-start)*101/(end-start)``, at most 100)
 changed goes back with backspaces, prints ``[%3d%%]#`` and, when the bar's length

@@ -1,5 +1,7 @@
 """U-Boot 1.1.4's command interpreter (common/main.c, common/command.c).
 
+Sources: U-Boot 1.1.4 ``common/main.c`` and ``common/command.c``; HiSilicon's differences from github zhhejun/u-boot-1.1.4.
+
 * ``main_loop``: ``bootdelay``/``bootcmd`` autoboot with ``abortboot``'s exact
   countdown (``Hit any key to stop autoboot: %2d `` then ``\\b\\b\\b%2d `` per
   second; a key is consumed and prints ``\\b\\b\\b 0``), then the prompt loop:

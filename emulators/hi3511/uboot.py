@@ -1,5 +1,7 @@
 """The U-Boot 1.1.4 monitor running on the emulated Hi3511: state, address space, flash access.
 
+Sources: REFERENCE.md, U-Boot 1.1.4 ``common/flash.c``, github zhhejun/u-boot-1.1.4 ``drivers/cfi_flash.c``.
+
 Address space (REFERENCE.md): RAM bank 0 at 0xE0000000 (128 MB, sparse),
 flash at 0x34000000 (16 MiB). Flash writes by ``cp`` and TFTP downloads go
 through common/flash.c ``flash_write`` (range, then protection: ``Can't write

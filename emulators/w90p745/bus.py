@@ -1,5 +1,7 @@
 """The CPU's view of memory as the loader's D/E/CP/MSET commands see it.
 
+Sources: REFERENCE.md's W90P745 memory map and a real unit's transcript (openipcam.com topic 84); the flash-destination message is an assumption (ours).
+
 * 0x00000000-0x00FFFFFF: SDRAM (:class:`~emulators.memory.SparseRam`).
 * 0x7F000000-0x7F1FFFFF: the NOR flash, read as memory. A plain CPU write to
   NOR in read-array mode does not change it (programming needs the chip's

@@ -1,5 +1,7 @@
 """Flash writes as the loader does them (WBLv1_1 ``Src/flash.c``).
 
+Source: the WBLv1_1 loader's ``Src/flash.c`` (``WriteImage``, ``DelImage``, ``DelBlock``, ``CorruptCheck``).
+
 ``WriteImage``: block by block, erase then program (a dot printed per block),
 then the footer at the end of the last block or of the next one (erased for
 it), see :mod:`emulators.w90p745.imagetable`. ``DelImage``: erase from base up
