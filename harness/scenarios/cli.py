@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from harness.scenarios.loader import discover, load_scenario
+from harness.scenarios.model import ENGINE_MODES, KEEP_CHOICES
 from harness.scenarios.report import ScenarioResult
 from harness.scenarios.yamlnodes import ScenarioError
 
@@ -88,7 +89,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     r.add_argument(
         "--engine",
-        choices=("inprocess", "subprocess"),
+        choices=ENGINE_MODES,
         default="inprocess",
         help="run the engine in the test process or as a separate command",
     )
@@ -99,7 +100,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     )
     r.add_argument(
         "--keep",
-        choices=("failed", "always", "never"),
+        choices=KEEP_CHOICES,
         default="failed",
         help="which scenario labs (flash images, transcripts) to keep",
     )

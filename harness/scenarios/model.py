@@ -464,3 +464,9 @@ class Scenario:
             if why:
                 out.append(f"needs {cap}: {why}")
         return out
+
+
+# How a run executes the engine, and which labs it keeps: the choices of both
+# ``camrescue scenarios run`` (cli.py) and the pytest options (plugin.py).
+ENGINE_MODES = ("inprocess", "subprocess")
+KEEP_CHOICES = ("failed", "always", "never")

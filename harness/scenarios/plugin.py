@@ -46,7 +46,7 @@ from harness import lab as labmod
 from harness.boards import BOARDS, board_spec, check_capability, import_attr
 from harness.scenarios.executor import run_scenario
 from harness.scenarios.loader import load_scenario, parse_scenario
-from harness.scenarios.model import Scenario
+from harness.scenarios.model import ENGINE_MODES, KEEP_CHOICES, Scenario
 from harness.scenarios.report import ScenarioResult, write_html, write_json
 from harness.scenarios.yamlnodes import ScenarioError
 
@@ -70,13 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption(
         "--scenario-engine",
-        choices=("inprocess", "subprocess"),
+        choices=ENGINE_MODES,
         default="inprocess",
         help="run the engine in the test process (default) or as a subprocess",
     )
     g.addoption(
         "--scenario-keep",
-        choices=("failed", "always", "never"),
+        choices=KEEP_CHOICES,
         default="failed",
         help="which scenario labs to keep",
     )
