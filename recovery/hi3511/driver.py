@@ -25,7 +25,11 @@ both without asking which:
   echo of Enter is ``\\r\\r\\n``: lines are matched with ``\\r*\\n``.
 * **Commands.** Every line is checked before it is typed (no ``;``, quotes,
   ``$``, spaces in names; hex addresses inside the board map); the engine waits
-  for the echo of the line, then for the prompt at the start of a line.
+  for the echo of the line, then for the prompt at the start of a line. While it
+  waits for the echo or any answer, the power-on banner (``U-Boot code:``, ``RAM
+  Configuration:``, the countdown) means the board restarted (a power cut while a
+  line was being typed, or later): the countdown is stopped and the restart is
+  reported at once with the flash state, never after the echo's timeout.
 * **Timeouts** come from the work: bytes at the console's baud for echoes and
   output, the flash's own erase timeout (``flinfo``) times the sectors for
   ``erase`` (any output is progress: dots upstream, a redrawn ``[ nn%]`` bar in
@@ -242,20 +246,32 @@ class UBoot:
             "time to power it on",
         )
 
-    def sync(self) -> None:
-        """Be sure the next thing on the line is a fresh prompt: a unique echo marker."""
+    def sync(self, *, again: bool = True) -> None:
+        """Be sure the next thing on the line is a fresh prompt: a unique echo marker.
+
+        A restart banner instead of the marker (the power came back as the engine
+        attached) is met once more: the countdown is stopped and the marker typed again."""
         marker = "CRSYNC" + secrets.token_hex(4).upper()
         line = f"echo {marker}"
         # Ctrl-C drops whatever a person may have half typed.
         self.port.write(b"\x03")
         self.port.sendline(line)
         try:
-            self.port.expect(r"(?:\A|\n)" + marker + EOL + "hilinux # ", self.line_time(64))
+            which = self.port.expect(
+                [r"(?:\A|\n)" + marker + EOL + "hilinux # ", BANNER_RE], self.line_time(64)
+            )
         except Timeout as t:
             raise ConsoleError(
                 "U-Boot did not answer the sync marker",
                 hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
             ) from None
+        if which == 1:
+            # restarted while the marker was typed (a power cycle as the engine attached):
+            # nothing was written yet; stop the countdown and sync once more
+            if not again:
+                self._restarted("the typing of the sync marker")
+            self._catch_countdown()
+            self.sync(again=False)
 
     # -- commands ------------------------------------------------------------------------
     def _send(self, line: str) -> None:
@@ -263,12 +279,18 @@ class UBoot:
             raise ValueError(f"refusing to type {line!r}")
         self.port.sendline(line)
         try:
-            self.port.expect(re.escape(line) + EOL, self.line_time(len(line) + 3))
+            # the power-on banner instead of the echo: the board restarted while the line
+            # was being typed (issue 17); say so now, not after the echo's timeout
+            which = self.port.expect(
+                [re.escape(line) + EOL, BANNER_RE], self.line_time(len(line) + 3)
+            )
         except Timeout as t:
             raise ConsoleError(
                 f"U-Boot did not echo the command {line!r}",
                 hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
             ) from None
+        if which == 1:
+            self._restarted(f"the typing of {line!r}")
 
     def command(self, line: str, timeout: float) -> str:
         """Type ``line``, wait for the prompt; return the output (``\\n`` line ends)."""
