@@ -302,3 +302,9 @@ def vendor_pkg(
     head += b"2016-11-13".ljust(16, b"\0")
     head += rng.randbytes(header_len - 4 - len(head))
     return head + struct.pack("<I", zlib.crc32(head)) + root
+
+
+# What scenarios may name (``{builder: NAME, ...}``; ``camrescue scenarios builders``
+# lists them with their arguments) and the values some arguments take there.
+BUILDERS = ("vendor_flash", "root_image", "settings_image", "uboot_blob", "uboot_env", "vendor_pkg")
+BUILDER_CHOICES = {"firmware": tuple(FIRMWARE_NAMES), "uboot": tuple(ENV_LAYOUTS)}

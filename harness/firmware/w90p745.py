@@ -146,3 +146,8 @@ def vendor_flash(seed: int = 0, rich: bool = True) -> bytes:
         )
         images.append((number, name, base, data, exec_addr, flags))
     return flash_with(images, loader_seed=seed)
+
+
+# What scenarios may name (``{builder: NAME, ...}``; ``camrescue scenarios builders``
+# lists them with their arguments).
+BUILDERS = ("vendor_flash", "rich_image", "bootinfo")

@@ -310,3 +310,9 @@ def with_sections(sections: list, **changes: object) -> list:
     """Copy of ``sections`` with fields of the named sections replaced:
     ``with_sections(s, app={"load_addr": 0x10000})``."""
     return [replace(s, **changes[s.name]) if s.name in changes else s for s in sections]  # type: ignore[arg-type]
+
+
+# What scenarios may name (``{builder: NAME, ...}``; ``camrescue scenarios builders``
+# lists them with their arguments) and the values some arguments take there.
+BUILDERS = ("xr872_flash", "bricked_flash", "corrupt_image")
+BUILDER_CHOICES = {"sysinfo": ("valid", "blank", "corrupt"), "kind": CORRUPTIONS}

@@ -1,4 +1,4 @@
-"""``camrescue scenarios run`` and ``camrescue scenarios list``.
+"""``camrescue scenarios run``, ``camrescue scenarios list`` and ``camrescue scenarios builders``.
 
 ``run`` is pytest over scenario files (the plugin in harness/scenarios/plugin.py does the
 work), in this process or as a subprocess, with pytest-xdist for ``-n``; it
@@ -7,8 +7,15 @@ with pytest's status: 0 when nothing failed, 1 when a scenario failed, 2 when a
 scenario file is invalid (nothing ran), 5 when no scenario was selected. The
 HTML report and JUnit XML go to ``--report DIR`` (default ``reports/scenarios``).
 
+Scenario files may be anywhere: ``run`` loads every file it is given (or
+finds in the directories it is given) first, refuses to start when one is
+invalid (the same ``file:line:column`` messages as ``list``, exit 2), and hands
+pytest the files themselves, which the plugin collects wherever they are.
+
 ``list`` loads every scenario file, reports invalid ones with file and line,
-and shows what each needs that is not there yet.
+and shows what each needs that is not there yet. ``builders`` lists each
+board's firmware builders with their arguments, read from the builders' own
+signatures and docstrings (:mod:`harness.scenarios.builders`).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.boards import BOARDS, Unavailable
+from harness.scenarios.builders import builders
 from harness.scenarios.loader import discover, load_scenario
 from harness.scenarios.model import ENGINE_MODES, KEEP_CHOICES
 from harness.scenarios.report import ScenarioResult
@@ -39,7 +48,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         help="run or list the declarative scenarios (scenarios/*.yaml)",
         description="Run or list the declarative scenarios against the emulated cameras.",
     )
-    sub = p.add_subparsers(dest="scenarios_command", metavar="{run,list,fuzz}")
+    sub = p.add_subparsers(dest="scenarios_command", metavar="{run,list,builders,fuzz}")
     sub.required = True
     r = sub.add_parser("run", help="run scenarios (pytest with the camrescue plugin)")
     r.add_argument(
@@ -109,11 +118,18 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     ls = sub.add_parser("list", help="list scenarios, their boards and what they wait for")
     ls.add_argument("paths", nargs="*", metavar="PATH")
     ls.set_defaults(func=list_command)
+    b = sub.add_parser(
+        "builders",
+        help="list the firmware builders a scenario may name, with their arguments",
+    )
+    b.add_argument("boards", nargs="*", metavar="BOARD", help="only these boards (default: all)")
+    b.set_defaults(func=builders_command)
     return p
 
 
-def pytest_args(args: argparse.Namespace) -> list[str]:
-    paths = args.paths or [str(bundled_scenarios())]
+def pytest_args(args: argparse.Namespace, files: list[Path] | None = None) -> list[str]:
+    """pytest's command line; ``files`` (the scenario files found) replace the paths."""
+    paths = [str(f) for f in files] if files else args.paths or [str(bundled_scenarios())]
     report = Path(args.report)
     out = [*paths, "--scenario-report", str(report), "--junitxml", str(report / "junit.xml")]
     out += [
@@ -136,8 +152,32 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def load_all(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """The scenario files under ``paths`` and, for each invalid one, its problems
+    (or a word for a path that holds no scenario file)."""
+    files = discover(paths)
+    errors: list[str] = []
+    for p in map(Path, paths):
+        if not p.exists() and p.suffix not in (".yaml", ".yml"):  # a file: load_scenario says
+            errors.append(f"{p}: no such file or directory")
+        elif p.is_file() and p.suffix not in (".yaml", ".yml"):
+            errors.append(f"{p}: not a scenario file (scenario files end in .yaml or .yml)")
+    for f in files:
+        try:
+            load_scenario(f)
+        except ScenarioError as e:
+            errors.append(str(e))
+    return files, errors
+
+
 def run_command(args: argparse.Namespace) -> int:
-    argv = pytest_args(args)
+    files, errors = load_all(args.paths or [bundled_scenarios()])
+    if errors:
+        for e in errors:
+            print(e, file=sys.stderr)
+        print("no scenario ran: a scenario file is invalid (see above)", file=sys.stderr)
+        return 2
+    argv = pytest_args(args, files)
     report = Path(args.report)
     results_file = report / "results.json"
     if results_file.exists():
@@ -191,16 +231,23 @@ def _short_reason(reason: str) -> str:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    files = discover(args.paths or [bundled_scenarios()])
+    paths = args.paths or [bundled_scenarios()]
+    files = discover(paths)
     rows = [("scenario", "board", "file", "status")]
     bad = 0
+    for p in map(Path, paths):
+        if not p.exists() and p.suffix not in (".yaml", ".yml"):
+            bad += 1
+            print(f"{p}: no such file or directory", file=sys.stderr)
+            rows.append(("?", "?", str(p), "INVALID: no such file or directory"))
     for f in files:
         try:
             sc = load_scenario(f)
         except ScenarioError as e:
             bad += 1
             print(e, file=sys.stderr)
-            rows.append(("?", "?", str(f), "INVALID"))
+            first = e.problems[0]
+            rows.append(("?", "?", str(f), f"INVALID: line {first.line}: {_short(first.message)}"))
             continue
         missing = sc.missing()
         status = "ready" if not missing else "waits: " + _short_reason("; ".join(missing))
@@ -213,6 +260,48 @@ def list_command(args: argparse.Namespace) -> int:
             print("-+-".join("-" * w for w in widths))
     print(f"\n{len(files)} scenario files, {bad} invalid")
     return 2 if bad else 0
+
+
+def _short(text: str, n: int = 70) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def builders_command(args: argparse.Namespace) -> int:
+    """Every board's builders: name (and short names), arguments, description."""
+    boards = args.boards or sorted(BOARDS)
+    unknown = [b for b in boards if b not in BOARDS]
+    if unknown:
+        print(
+            f"error: unknown board {unknown[0]!r}; known: {', '.join(sorted(BOARDS))}",
+            file=sys.stderr,
+        )
+        return 2
+    print(format_builders(boards))
+    return 0
+
+
+def format_builders(boards: list[str]) -> str:
+    lines: list[str] = []
+    for board in boards:
+        try:
+            infos = builders(board)
+        except Unavailable as e:
+            lines += [f"{board}: no builders here ({e})", ""]
+            continue
+        lines.append(f"{board} ({BOARDS[board].firmware}):")
+        for b in infos:
+            also = f" (also: {', '.join(b.aliases)})" if b.aliases else ""
+            lines.append(f"  {b.name}{also}: {b.summary}")
+            for a in b.args:
+                lines.append(f"      {a.describe()}")
+            if not b.args:
+                lines.append("      (no arguments)")
+        lines.append("")
+    lines.append(
+        "An argument written 'image' takes another builder: {builder: NAME, ...}. "
+        "Use them as {builder: NAME, ARG: VALUE, ...} (docs/scenarios.md)."
+    )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from harness.boards import BOARDS, device_options, known_capability
 from harness.scenarios.expect_schema import parse_expectations
 from harness.scenarios.model import DeviceSpec, Scenario
 from harness.scenarios.steps import parse_step
+from harness.scenarios.validate import validate
 from harness.scenarios.values import (
     LINK_FAULT_KEYS,
     NETWORK_KEYS,
@@ -120,6 +121,8 @@ def parse_scenario(text: str, path: str | Path = "<scenario>") -> Scenario:
     except RecursionError:
         ctx.problem(nodes[0], "", "the document is nested too deeply")
         sc = None
+    if sc is not None:
+        validate(ctx, nodes[0], sc)
     if ctx.problems or sc is None:
         if not ctx.problems:
             ctx.problem(nodes[0], "", "not a valid scenario")

@@ -2,8 +2,8 @@
 
 Loaded through the ``pytest11`` entry point (``camrescue = "harness.scenarios.plugin"``).
 
-Collection: every ``*.yaml``/``*.yml`` file under a directory named
-``scenarios`` (relative to the rootdir) is one scenario and one test item named
+Collection: every ``*.yaml``/``*.yml`` file named on the command line, or
+under a directory named ``scenarios`` (relative to the rootdir), is one scenario and one test item named
 after the scenario, so ``pytest scenarios/ -k crossgrade``, ``-m hi3511`` (each
 item carries its board and its YAML ``markers`` as markers) and ``-n 2``
 (pytest-xdist) work. A file that is not a valid scenario is a collection error
@@ -99,6 +99,10 @@ def pytest_configure(config: pytest.Config) -> None:
 def _is_scenario_path(path: Path, config: pytest.Config) -> bool:
     if path.suffix not in (".yaml", ".yml"):
         return False
+    # a file named on the command line is a scenario wherever it is
+    given = {(config.invocation_params.dir / a.split("::")[0]).resolve() for a in config.args}
+    if path.resolve() in given:
+        return True
     try:
         parts = path.resolve().relative_to(config.rootpath.resolve()).parts
     except ValueError:
