@@ -19,36 +19,150 @@ from harness.boards import Unavailable
 from harness.lab.devices import LabDevice
 from harness.scenarios.context import RunContext
 from harness.scenarios.excerpts import clip, line_at, tail
+from harness.scenarios.jsonpath import is_path, parse_path, walk
 from harness.scenarios.model import FileCheck, FlashCheck, Matcher, Range, TextCheck
 from harness.scenarios.report import FailureRecord
 
 
 def json_failures(expected: dict[str, Any], actual: Any, where: str) -> list[FailureRecord]:
-    """``actual`` against the expected JSON (nested dicts whose leaves are Matchers)."""
+    """``actual`` against the expected JSON (nested dicts whose leaves are Matchers).
+    A key with ``.`` or ``[`` is a path (``ranges[0].crc32``, :mod:`harness.scenarios.jsonpath`)."""
     out = []
     for k, want in expected.items():
         w = f"{where}.{k}"
-        present = isinstance(actual, dict) and k in actual
-        got = actual.get(k) if present else None
+        missing_why = ""
+        if is_path(k):
+            try:
+                present, got, missing_why = walk(actual, parse_path(k))
+            except ValueError as e:
+                out.append(FailureRecord(f"engine result {w}: not a path: {e}", "", ""))
+                continue
+        else:
+            present = isinstance(actual, dict) and k in actual
+            got = actual.get(k) if present else None
+            if not present:
+                missing_why = (
+                    f"no key {k!r} (its keys: {', '.join(sorted(map(str, actual))) or 'none'})"
+                    if isinstance(actual, dict)
+                    else f"{where} is not an object"
+                )
         if isinstance(want, dict):
             if not present or not isinstance(got, dict):
                 out.append(
                     FailureRecord(
-                        f"engine result {w}", "an object", "missing" if not present else clip(got)
+                        f"engine result {w}",
+                        "an object",
+                        f"missing: {missing_why}" if not present else clip(got),
                     )
                 )
             else:
                 out += json_failures(want, got, w)
         elif isinstance(want, Matcher):
             why = want.check(got, present)
-            if why:
+            if not why:
+                continue
+            if not present:
+                out.append(
+                    FailureRecord(f"engine result {w} is missing", want.describe(), missing_why)
+                )
+            elif "eq" in want.ops and _diffable(want.ops["eq"], got):
                 out.append(
                     FailureRecord(
-                        f"engine result {w} {why}",
-                        want.describe(),
-                        "(missing)" if not present else clip(got, 800),
+                        f"engine result {w} differs from what is expected",
+                        clip(want.ops["eq"], 100),
+                        value_diff(want.ops["eq"], got),
                     )
                 )
+            else:
+                out.append(
+                    FailureRecord(f"engine result {w} {why}", want.describe(), clip(got, 800))
+                )
+    return out
+
+
+def _diffable(want: Any, got: Any) -> bool:
+    if isinstance(want, dict | list) and isinstance(got, dict | list):
+        return True
+    long = 60
+    if isinstance(want, str) and isinstance(got, str):
+        return max(len(want), len(got)) > long
+    if isinstance(want, bytes | bytearray) and isinstance(got, bytes | bytearray):
+        return max(len(want), len(got)) > long // 3
+    return False
+
+
+DIFF_LINES = 20
+
+
+def value_diff(want: Any, got: Any) -> str:
+    """Only what differs: the keys or elements of a dict or list (nested ones by
+    path), or the first difference of a long string or bytes with its context."""
+    lines: list[str] = []
+    _diff_into(lines, "", want, got)
+    if len(lines) > DIFF_LINES:
+        lines = [*lines[:DIFF_LINES], f"... and {len(lines) - DIFF_LINES} more differences"]
+    return "\n".join(lines) or "(equal)"
+
+
+def _diff_into(lines: list[str], path: str, want: Any, got: Any) -> None:
+    at = path or "the value"
+    if isinstance(want, dict) and isinstance(got, dict):
+        for k in want:
+            p = f"{path}.{k}" if path else str(k)
+            if k not in got:
+                lines.append(f"{p}: missing (expected {clip(want[k], 80)})")
+            else:
+                _diff_into(lines, p, want[k], got[k])
+        for k in got:
+            if k not in want:
+                p = f"{path}.{k}" if path else str(k)
+                lines.append(f"{p}: not expected (it is {clip(got[k], 80)})")
+        return
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            lines.append(f"{at}: {len(got)} elements, expected {len(want)}")
+        for i in range(max(len(want), len(got))):
+            p = f"{path}[{i}]"
+            if i >= len(got):
+                lines.append(f"{p}: missing (expected {clip(want[i], 80)})")
+            elif i >= len(want):
+                lines.append(f"{p}: not expected (it is {clip(got[i], 80)})")
+            else:
+                _diff_into(lines, p, want[i], got[i])
+        return
+    if _equal_json(want, got):
+        return
+    if (isinstance(want, str) and isinstance(got, str)) or (
+        isinstance(want, bytes | bytearray) and isinstance(got, bytes | bytearray)
+    ):
+        diff = first_difference(want, got)  # type: ignore[arg-type]
+        lines.append(f"{path}: {diff}" if path else diff)
+        return
+    lines.append(f"{at}: expected {clip(want, 80)}, got {clip(got, 80)}")
+
+
+def _equal_json(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def first_difference(want: str | bytes, got: str | bytes, context: int = 20) -> str:
+    """Where two texts (or byte strings) first differ, with ``context`` characters
+    (bytes) around it, and their lengths when they differ."""
+    n = min(len(want), len(got))
+    i = next((j for j in range(n) if want[j] != got[j]), n)
+    a = max(0, i - context)
+
+    def part(v: Any) -> str:
+        piece = v[a : i + context]
+        text = piece.hex(" ") if isinstance(piece, bytes | bytearray) else repr(piece)
+        return ("..." if a else "") + text + ("..." if i + context < len(v) else "")
+
+    unit = "byte" if isinstance(want, bytes | bytearray) else "character"
+    out = f"first difference at {unit} {i}: expected {part(want)}, got {part(got)}"
+    if len(want) != len(got):
+        out += f" (length {len(got)}, expected {len(want)})"
     return out
 
 
