@@ -44,6 +44,25 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def hex_address(n: int) -> str:
+    """An address or offset as results and manifests write it: ``"0x34000000"`` (one
+    rule for every board, issue 20: addresses and offsets are hex strings, sizes and
+    counts stay integers)."""
+    return f"{n:#x}"
+
+
+def parse_address(value: Any) -> int:
+    """An address or offset read back: a hex string, or an int (files written before
+    addresses were hex strings)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an address: {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return int(value, 16 if value.lower().startswith("0x") else 10)
+    raise ValueError(f"not an address: {value!r}")
+
+
 def print_json(obj: Any, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stdout
     out.write(json.dumps(to_jsonable(obj)) + "\n")
