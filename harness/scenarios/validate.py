@@ -81,10 +81,10 @@ def _problem(
 
 def _images(sc: Scenario) -> list[tuple[str, str, ImageSpec]]:
     out: list[tuple[str, str, ImageSpec]] = []
-    several = len(sc.devices) > 1
+    single = list(sc.devices) == [sc.board]  # device: and flash: at the top
     for name, d in sc.devices.items():
         if d.flash is not None:
-            out.append((f"devices.{name}.flash" if several else "flash", d.board, d.flash))
+            out.append(("flash" if single else f"devices.{name}.flash", d.board, d.flash))
     for fname, im in sc.files.items():
         out.append((f"files.{fname}", sc.board, im))
     for i, fc in enumerate(sc.expect.flash):
