@@ -20,6 +20,18 @@ Modelled behaviour and its limits:
 * Faults (seeded, deterministic): bit errors at a rate, dropped bytes, lost
   bursts (as USB adapters without flow control lose data), an overrun FIFO
   that drops output the host has not read yet, and a line that goes silent.
+* One-byte faults (:class:`ByteFault`, armed with
+  :meth:`VirtualUart.arm_byte_fault`; assumption: a line whose noise hits one
+  chosen byte, so a test can aim at one Xmodem block or one ACK): the
+  ``at_byte``-th byte (0 is the first) the host sends (``"host"``) or the
+  device prints (``"device"``) is damaged (XORed with ``xor``) or lost on the
+  line, once. Counting starts when the fault is armed or, with
+  ``after_text``, right after the device has printed that text; with
+  ``value`` only bytes of that value are counted (``value=0x06``: the N-th
+  ACK). Bytes are counted on the line, as the other side's UART receives
+  them (after resampling and the seeded faults). The device is not told: it
+  receives the damaged byte, or nothing, exactly as over a real cable. When
+  it strikes, the transcript gets a ``--`` note saying which byte it was.
 * The pty is put in raw mode at the device's baud at creation, like an
   adapter already configured with ``stty``: output the device prints before
   the host opens the port is not garbled by the kernel's default speed. A
@@ -133,6 +145,54 @@ class LinkFaults:
         return self.directions in ("both", direction)
 
 
+BYTE_FAULT_ACTIONS = ("corrupt", "drop")
+
+
+@dataclass
+class ByteFault:
+    """Damage (``corrupt``: XOR with ``xor``) or lose (``drop``) one byte on the line.
+
+    ``direction``: ``"host"`` (a byte the host sends) or ``"device"`` (a byte the
+    device prints). ``at_byte``: how many bytes pass intact first (0: the first
+    one). ``after_text``: count from the end of the first appearance of this text
+    in the device's output after arming (empty: from arming). ``value``: count
+    only bytes of this value. ``fired`` is set when it strikes; ``original`` is
+    the byte it struck and ``where`` which byte of the line it was (counted from
+    the link's creation in that direction, 0 the first).
+    """
+
+    direction: str
+    at_byte: int
+    action: str
+    xor: int = 0x01
+    after_text: bytes = b""
+    value: int | None = None
+    fired: bool = False
+    original: int | None = None
+    where: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("host", "device"):
+            raise ValueError(f"direction must be host or device, not {self.direction!r}")
+        if self.action not in BYTE_FAULT_ACTIONS:
+            raise ValueError(f"action must be one of {', '.join(BYTE_FAULT_ACTIONS)}")
+        if self.at_byte < 0:
+            raise ValueError("at_byte must be >= 0")
+        if not 1 <= self.xor <= 0xFF:
+            raise ValueError(f"xor must be from 0x01 to 0xFF (a byte that changes), not {self.xor}")
+        if self.value is not None and not 0 <= self.value <= 0xFF:
+            raise ValueError(f"value must be a byte (0 to 0xFF), not {self.value}")
+        self._counting = not self.after_text
+        self._count = 0
+        self._tail = b""
+
+    def describe(self) -> str:
+        who = "the host sends" if self.direction == "host" else "the device prints"
+        what = f"byte 0x{self.value:02X}" if self.value is not None else "byte"
+        after = f" after {self.after_text.decode('latin-1')!r}" if self.after_text else ""
+        return f"{what} number {self.at_byte} (from 0) {who}{after}"
+
+
 def resample(data: bytes, tx_baud: int, rx_baud: int) -> bytes:
     """What an 8N1 receiver at ``rx_baud`` decodes from ``data`` sent at ``tx_baud``.
 
@@ -222,6 +282,10 @@ class VirtualUart:
         self._last_piece_at = 0.0
         self._timer: threading.Thread | None = None
         self.burst_sizes: list[int] = []  # the pieces handed to the host, in order
+        # one-byte faults and the bytes that crossed the line each way
+        self._byte_faults: list[ByteFault] = []
+        self._byte_lock = threading.Lock()
+        self._line_count = {"host": 0, "device": 0}
         self.link_path: Path | None = None
         if link_path is not None:
             self.link_path = Path(link_path)
@@ -327,6 +391,95 @@ class VirtualUart:
             out.append(b)
         return bytes(out)
 
+    def arm_byte_fault(self, fault: ByteFault) -> ByteFault:
+        """Arm a :class:`ByteFault`; it counts from now. Returns it."""
+        with self._byte_lock:
+            self._byte_faults.append(fault)
+        return fault
+
+    def disarm_byte_fault(self, fault: ByteFault) -> None:
+        with self._byte_lock:
+            if fault in self._byte_faults:
+                self._byte_faults.remove(fault)
+
+    def _strike(self, data: bytes, direction: str) -> bytes:
+        """Apply the armed one-byte faults to ``data`` crossing the line
+        (``direction``: "host" for host to device, "device" for device to host)."""
+        base = self._line_count[direction]
+        self._line_count[direction] = base + len(data)
+        if not self._byte_faults or not data:
+            return data
+        with self._byte_lock:
+            faults = list(self._byte_faults)
+            hits: dict[int, ByteFault] = {}
+            for f in faults:
+                start = 0 if f._counting else self._anchor(f, data, direction)
+                if start is None:
+                    continue
+                if f.direction != direction:
+                    continue
+                i = self._nth(f, data, start)
+                if i is None:
+                    continue
+                self._byte_faults.remove(f)
+                f.fired, f.original, f.where = True, data[i], base + i
+                if i not in hits or f.action == "drop":
+                    hits[i] = f
+        if not hits:
+            return data
+        out = bytearray()
+        last = 0
+        for i in sorted(hits):
+            f = hits[i]
+            out += data[last:i]
+            if f.action == "corrupt":
+                out.append(data[i] ^ f.xor)
+                done = f"corrupted 0x{data[i]:02X} -> 0x{data[i] ^ f.xor:02X}"
+            else:
+                done = f"dropped 0x{data[i]:02X}"
+            last = i + 1
+            self.transcript.note(f"link fault: {f.describe()}: {done}")
+        out += data[last:]
+        return bytes(out)
+
+    @staticmethod
+    def _anchor(f: ByteFault, data: bytes, direction: str) -> int | None:
+        """Look for ``f.after_text`` in device output; where counting starts in
+        ``data`` once it is seen (None: not yet)."""
+        if direction != "device":
+            return None
+        text = f.after_text
+        buf = f._tail + data
+        at = buf.find(text)
+        if at < 0:
+            f._tail = buf[-(len(text) - 1) :] if len(text) > 1 else b""
+            return None
+        f._counting = True
+        f._tail = b""
+        end = at + len(text) - (len(buf) - len(data))
+        # a host-side fault counts from the host's next byte
+        return end if f.direction == "device" else None
+
+    @staticmethod
+    def _nth(f: ByteFault, data: bytes, start: int) -> int | None:
+        """The index in ``data`` of the byte ``f`` strikes, counting from ``start``
+        (None: not in this piece; the count moves on)."""
+        need = f.at_byte - f._count
+        if f.value is None:
+            if start + need < len(data):
+                return start + need
+            f._count += len(data) - start
+            return None
+        mark = bytes([f.value])
+        i = data.find(mark, start)
+        while i >= 0:
+            if need == 0:
+                return i
+            need -= 1
+            f._count += 1
+            i = data.find(mark, i + 1)
+        return None
+
     def silent(self) -> bool:
         f = self.faults
         return f.silent_after is not None and self._tx_count >= f.silent_after
@@ -356,6 +509,7 @@ class VirtualUart:
                     if self.silent():
                         data = b""
                     data = self._apply_faults(data, "rx")
+                    data = self._strike(data, "host")
                     if self.realtime:
                         now = time.monotonic()
                         self._rx_free_at = max(self._rx_free_at, now) + len(raw) * self.byte_time
@@ -452,6 +606,7 @@ class VirtualUart:
         host = self.host_baud()
         out = resample(data, self.baud, host) if host else b""
         out = self._apply_faults(out, "tx")
+        out = self._strike(out, "device")
         if self.faults.fifo is not None and self.faults.applies("tx"):
             room = max(0, self.faults.fifo - self._settled_pending())
             out = out[:room]

@@ -7,14 +7,22 @@ dataclass              what happens                                             
 :class:`PowerLoss`     the flash model loses power after the next N programmed    ``power_loss``
                        bytes or N erased sectors
 :class:`LinkByteFault` at the N-th byte the host sends (``direction: host``) or    ``power_cut``, ``watchdog``,
-                       the device prints (``device``): the power is cut, the      ``log_lines``
-                       watchdog resets the board, or log lines are injected
+                       the device prints (``device``): the power is cut, the      ``log_lines``,
+                       watchdog resets the board, log lines are injected, or      ``corrupt_byte``,
+                       that one byte is damaged or lost on the line               ``drop_byte``
 ``LinkFaults``         link noise: bit errors, drops, lost bursts, silence        ``link``
                        (:class:`emulators.serial.LinkFaults`)
 ``TftpFaults``         TFTP datagram loss, delay, duplicates, a server gone       ``network``
                        (:class:`harness.lab.netfaults.TftpFaults`)
 :class:`TftpPowerCut`  the power is cut after N TFTP datagrams                    ``tftp_power_cut``
 =====================  =========================================================  ==========================
+
+``corrupt_byte`` and ``drop_byte`` are the line's (:class:`emulators.serial.ByteFault`),
+not the device's: the byte is XORed with ``xor`` (default 0x01) or lost between the two
+UARTs, once, and the device gets what a real cable would deliver. They may count from
+the end of ``after_text`` in the device's output instead of from arming, and count only
+bytes of one ``value`` (``value: 0x06``: the N-th ACK). The other link-byte actions count
+the bytes the firmware reads or writes (:class:`emulators.device.LinkTrigger`).
 
 ``power_back`` (seconds, on :class:`PowerLoss`, a ``power_cut`` :class:`LinkByteFault`
 and :class:`TftpPowerCut`): the power comes back that long after it was lost, as when a
@@ -33,11 +41,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulators.device import LinkTrigger
-from emulators.serial import LinkFaults
+from emulators.serial import ByteFault, LinkFaults
 from harness.lab.netfaults import TftpFaults
 
-LINK_BYTE_ACTIONS = ("power_cut", "watchdog", "log_lines")
+LINK_BYTE_ACTIONS = ("power_cut", "watchdog", "log_lines", "corrupt_byte", "drop_byte")
 _TRIGGER_ACTION = {"power_cut": "power_loss", "watchdog": "reset", "log_lines": "inject"}
+# the line's one-byte faults (emulators.serial.ByteFault)
+_LINE_ACTION = {"corrupt_byte": "corrupt", "drop_byte": "drop"}
 
 
 def _check_back(power_back: float | None) -> None:
@@ -67,13 +77,19 @@ class PowerLoss:
 class LinkByteFault:
     """At byte ``at_byte`` (counted from arming) of what the host sends (``direction``
     ``"host"``) or the device prints (``"device"``): ``action`` ``power_cut``,
-    ``watchdog`` (a reset) or ``log_lines`` (``text`` is injected into the output)."""
+    ``watchdog`` (a reset), ``log_lines`` (``text`` is injected into the output),
+    ``corrupt_byte`` (that byte XORed with ``xor`` on the line) or ``drop_byte`` (that
+    byte lost on the line). The two line actions may count from the end of
+    ``after_text`` in the device's output and count only bytes of ``value``."""
 
     action: str
     at_byte: int
     direction: str = "host"
     text: str = ""
     power_back: float | None = None
+    xor: int | None = None
+    after_text: str = ""
+    value: int | None = None
 
     def __post_init__(self) -> None:
         if self.action not in LINK_BYTE_ACTIONS:
@@ -89,6 +105,28 @@ class LinkByteFault:
         if self.action != "power_cut" and self.power_back is not None:
             raise ValueError("power_back is for a power cut only")
         _check_back(self.power_back)
+        if self.action != "corrupt_byte" and self.xor is not None:
+            raise ValueError("xor is for corrupt_byte only")
+        if self.action not in _LINE_ACTION and (self.after_text or self.value is not None):
+            raise ValueError("after_text and value are for corrupt_byte and drop_byte only")
+        if self.action in _LINE_ACTION:
+            try:
+                self.after_text.encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError("after_text must be text the device prints (latin-1)") from None
+            self.line_fault()  # the line's own checks (xor, value)
+
+    def line_fault(self) -> ByteFault:
+        """The line's :class:`~emulators.serial.ByteFault` for ``corrupt_byte`` or
+        ``drop_byte`` (a new one each call)."""
+        return ByteFault(
+            self.direction,
+            self.at_byte,
+            _LINE_ACTION[self.action],
+            xor=0x01 if self.xor is None else self.xor,
+            after_text=self.after_text.encode("latin-1"),
+            value=self.value,
+        )
 
 
 @dataclass(frozen=True)
@@ -191,6 +229,9 @@ def arm(lab_device: Any, fault: Fault) -> ArmedFault:
             lab_device.flash.disarm,
             back,
         )
+    if isinstance(fault, LinkByteFault) and fault.action in _LINE_ACTION:
+        hit = device.uart.arm_byte_fault(fault.line_fault())
+        return ArmedFault(fault, lambda: hit.fired, lambda: device.uart.disarm_byte_fault(hit))
     if isinstance(fault, LinkByteFault):
         trigger = LinkTrigger(
             fault.direction,

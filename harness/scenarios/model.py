@@ -359,8 +359,16 @@ def describe_fault(f: Fault) -> str:
         return f"power loss after {what}" + _back(f.power_back)
     if isinstance(f, LinkByteFault):
         who = "the host sends" if f.direction == "host" else "the device prints"
-        names = {"power_cut": "power cut", "watchdog": "watchdog reset", "log_lines": "log lines"}
-        return f"{names[f.action]} at byte {f.at_byte} {who}" + _back(f.power_back)
+        names = {
+            "power_cut": "power cut",
+            "watchdog": "watchdog reset",
+            "log_lines": "log lines",
+            "corrupt_byte": "line corrupts",
+            "drop_byte": "line drops",
+        }
+        what = f" 0x{f.value:02X}" if f.value is not None else ""
+        after = f" after {f.after_text!r}" if f.after_text else ""
+        return f"{names[f.action]} at byte{what} {f.at_byte} {who}{after}" + _back(f.power_back)
     if isinstance(f, TftpPowerCut):
         return f"power cut after {f.after_packets} TFTP datagrams" + _back(f.power_back)
     changed = {k: v for k, v in vars(f).items() if v != getattr(type(f)(), k)}

@@ -73,6 +73,8 @@ FAULT_KEYS = (
     "power_cut",
     "watchdog",
     "log_lines",
+    "corrupt_byte",
+    "drop_byte",
     "link",
     "network",
     "tftp_power_cut",
@@ -405,6 +407,8 @@ def _fault(sn: StepNode, key: str, v: yaml.Node, where: str) -> Fault | None:
         "power_cut": ("power_back",),
         "log_lines": ("text",),
         "watchdog": (),
+        "corrupt_byte": ("xor", "after_text", "value"),
+        "drop_byte": ("after_text", "value"),
     }[key]
     kw = _fields(ctx, v, where, allowed, required=("at_byte",))
     return None if kw is None else _build(ctx, v, where, LinkByteFault, {"action": key, **kw})
@@ -430,7 +434,7 @@ def _fields(
                 out[k] = ctx.number(v, w)
         elif k == "direction":
             out[k] = ctx.choice(v, w, ("host", "device"))
-        elif k == "text":
+        elif k in ("text", "after_text"):
             out[k] = ctx.string(v, w)
         else:
             out[k] = ctx.integer(v, w, 0)
@@ -451,8 +455,9 @@ def fault_to_yaml(f: Fault) -> dict[str, Any]:
     """``f`` as the body of a ``fault:`` step (``{key: {...}}``), the inverse of the parser."""
     if isinstance(f, LinkByteFault):
         body = {k: v for k, v in asdict(f).items() if k != "action"}
-        if not body["text"]:
-            del body["text"]
+        for k in ("text", "after_text", "xor", "value"):
+            if body[k] in ("", None):
+                del body[k]
         if f.action != "power_cut":
             del body["power_back"]
         return {f.action: body}
