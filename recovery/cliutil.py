@@ -145,7 +145,8 @@ def add_operation_parser(board_parser: argparse.ArgumentParser, name: str, *, he
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
-    """``--json``, ``--quiet`` and ``--transcript FILE``."""
+    """``--json``, ``--quiet``, ``--verbose``, ``--transcript FILE`` and ``--force``
+    (every operation writes at least its transcript, so every one can replace it)."""
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object with the result on stdout"
     )
@@ -158,6 +159,8 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="save the serial session (both directions, timestamps) to FILE",
     )
+    # every operation writes a file (at least the transcript): each offers --force
+    add_force_option(parser)
 
 
 def progress_enabled(args: argparse.Namespace) -> bool:
@@ -176,7 +179,12 @@ def warn(text: str) -> None:
 
 
 def add_force_option(parser: argparse.ArgumentParser, flag: str = "--force") -> None:
-    """``--force``: replace an existing output file (refused by default)."""
+    """``--force``: replace an existing output file (refused by default).
+
+    :func:`add_output_options` already adds it; a second call for the same flag
+    does nothing (a board's CLI may still call it for the operations it names)."""
+    if flag in parser._option_string_actions:
+        return
     parser.add_argument(
         flag,
         dest="force_overwrite",

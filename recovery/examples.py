@@ -105,6 +105,10 @@ EXAMPLES: dict[tuple[str, str], list[tuple[str, str]]] = {
             "camrescue xr872 clone --port /dev/ttyUSB0 --from donor.bin",
             "a donor's firmware, keeping this unit's sysinfo and data",
         ),
+        (
+            "camrescue xr872 clone --port /dev/ttyUSB0 --from donor.bin --include-bootloader",
+            "the same onto a unit whose boot section differs (bricked by an XR809 image)",
+        ),
     ],
 }
 

@@ -172,7 +172,7 @@ def test_write_backs_up_erases_only_what_differs_and_boots(cwd):
         image = fw.build_image(fw.xr872_sections(seed=11))
         (cwd / "new.img").write_bytes(image)
         erases_before = list(dev.flash.stats.erase_counts)
-        r = x.write(opts(dev), "new.img", backup="backup.bin")
+        r = x.write(opts(dev), "new.img", backup="backup.bin", include_bootloader=True)
         assert dev.crash is None
         after = dev.flash.snapshot()
         assert after[: len(image)] == image
@@ -207,18 +207,20 @@ def test_write_of_a_whole_dump_keeps_this_units_sysinfo_unless_asked(cwd):
         own = dev.flash.snapshot()
         donor = fw.xr872_flash(seed=30)
         (cwd / "donor.bin").write_bytes(donor)
-        r = x.write(opts(dev), "donor.bin", no_backup=True)
+        r = x.write(opts(dev), "donor.bin", no_backup=True, include_bootloader=True)
         after = dev.flash.snapshot()
         assert after[:0xFF000] == donor[:0xFF000] and after[0xFF000:] == own[0xFF000:]
         assert r.sysinfo == "kept" and "kept this unit's own sysinfo" in r.warnings[0]
         assert "--take-donor-data" in r.warnings[0]
         assert r.boot.mac_in_use == sysinfo_mac(own)
-        r = x.write(opts(dev), "donor.bin", no_backup=True, take_donor_data=True)
+        r = x.write(
+            opts(dev), "donor.bin", no_backup=True, take_donor_data=True, include_bootloader=True
+        )
         assert dev.flash.snapshot() == donor and r.sysinfo == "the image's"
         assert "wrote the image's sysinfo" in r.warnings[0]
         assert r.boot.mac_in_use == sysinfo_mac(donor)  # FLASH source: the dump's MAC
         # the same dump again: nothing differs, nothing to say
-        r = x.write(opts(dev), "donor.bin", no_backup=True)
+        r = x.write(opts(dev), "donor.bin", no_backup=True, include_bootloader=True)
         assert r.warnings == [] and r.sectors_changed == 0
 
 
@@ -253,8 +255,8 @@ def test_forced_xr809_image_is_written_and_the_unit_stays_in_recovery(cwd, capsy
     (cwd / "xr809.img").write_bytes(img)
     with XR872Device(seed=10) as dev:
         code = xcli.main(
-            ["xr872", "write", "--port", dev.path, "xr809.img", "--force", "--backup", "b.bin",
-             "--json", *CLI_FAST]
+            ["xr872", "write", "--port", dev.path, "xr809.img", "--ignore-image-checks",
+             "--include-bootloader", "--backup", "b.bin", "--json", *CLI_FAST]
         )  # fmt: skip
         out = json.loads(capsys.readouterr().out)
         assert code == 8 and out["error"] == "BootError"
@@ -263,7 +265,7 @@ def test_forced_xr809_image_is_written_and_the_unit_stays_in_recovery(cwd, capsy
         # the backup brings it back
         with pytest.raises(RefusedError):
             x.write(opts(dev), "b.bin", backup="b.bin")
-        r = x.write(opts(dev), "b.bin", no_backup=True)
+        r = x.write(opts(dev), "b.bin", no_backup=True, include_bootloader=True)
         assert r.boot.booted and dev.flash.snapshot() == (cwd / "b.bin").read_bytes()
 
 
@@ -282,7 +284,7 @@ def test_seed_story_clone_a_donor_onto_a_unit_bricked_by_an_xr809_image(cwd, sou
         i = x.info(opts(dev))
         assert i.link.entered_via == "recovery mode" and i.chip == "xr809" and i.boot is None
         assert any("XR809" in p for p in i.problems) and dev.mode == "rom"
-        r = x.clone(opts(dev), "donor.bin", backup="broken.bin")
+        r = x.clone(opts(dev), "donor.bin", backup="broken.bin", include_bootloader=True)
         assert dev.crash is None
         assert r.write.link.entered_via == "recovery mode"
         assert (cwd / "broken.bin").read_bytes() == bricked
@@ -306,7 +308,9 @@ def test_clone_with_take_donor_data_on_a_flash_mac_unit_carries_the_donors_mac(c
     donor = fw.xr872_flash(seed=40)
     (cwd / "donor.bin").write_bytes(donor)
     with XR872Device(seed=41, mac_source="flash") as dev:
-        r = x.clone(opts(dev), "donor.bin", backup="b.bin", take_donor_data=True)
+        r = x.clone(
+            opts(dev), "donor.bin", backup="b.bin", take_donor_data=True, include_bootloader=True
+        )
         assert dev.flash.snapshot() == donor
         assert r.mac.follows_donor and r.mac.in_use == sysinfo_mac(donor)
         assert "DONOR's MAC" in r.mac.text and "without --take-donor-data" in r.mac.text
@@ -317,7 +321,7 @@ def test_clone_onto_a_unit_whose_sysinfo_is_not_fdcm_leaves_it_erased(cwd):
     (cwd / "donor.bin").write_bytes(donor)
     unit = fw.bricked_flash(fw.xr872_flash(seed=43, sysinfo="corrupt"))
     with XR872Device(seed=43, initial_flash=unit) as dev:
-        r = x.clone(opts(dev), "donor.bin", no_backup=True)
+        r = x.clone(opts(dev), "donor.bin", no_backup=True, include_bootloader=True)
         assert r.write.sysinfo == "left erased" and r.write.backup is None
         assert "not saved" in r.write.warnings[0] and "from defaults" in r.write.warnings[1]
         after = dev.flash.snapshot()
@@ -412,7 +416,13 @@ def test_noise_on_the_requests_is_retried_and_the_write_is_exact(cwd):
     faults = LinkFaults(bit_error_rate=4e-6, directions="rx")
     with XR872Device(seed=15, boot_pins=True, faults=faults) as dev:
         before = dev.flash.snapshot()
-        r = x.write(opts(dev, max_baud=115200), "new.img", no_backup=True, reboot=False)
+        r = x.write(
+            opts(dev, max_baud=115200),
+            "new.img",
+            no_backup=True,
+            reboot=False,
+            include_bootloader=True,
+        )
         after = dev.flash.snapshot()
         assert (
             after[: len(image)] == image

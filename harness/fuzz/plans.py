@@ -318,14 +318,15 @@ def plan_for(d: Draw) -> Plan:
             files = {"xr_system.img": image}
             expected = bytearray(initial)
             expected[: len(image)] = image
-            argv = ["xr872", "write", "{work}/xr_system.img"]
+            # the unit's boot section is the XR809 image's: the campaign replaces it
+            argv = ["xr872", "write", "{work}/xr_system.img", "--include-bootloader"]
             inputs = ["xr_system.img"]
             file_specs: dict[str, Any] = {}
         else:
             donor = labmod.build_image("xr872", "xr872_flash", seed=11)
             files = {"donor.bin": donor}
             expected = bytearray(donor[:XR_SYSINFO] + initial[XR_SYSINFO:])
-            argv = ["xr872", "clone", "--from", "{work}/donor.bin"]
+            argv = ["xr872", "clone", "--from", "{work}/donor.bin", "--include-bootloader"]
             inputs = ["donor.bin"]
             file_specs = {"donor.bin": {"builder": "xr872_flash", "seed": 11}}
 

@@ -16,7 +16,6 @@ from dataclasses import asdict
 from typing import Any
 
 from recovery.cliutil import (
-    add_force_option,
     add_output_options,
     add_port_options,
     parse_int,
@@ -118,7 +117,6 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     _add_common(q)
     q.add_argument("--out", required=True, help="output file (written atomically)")
     q.add_argument("--no-resume", action="store_true", help="ignore an interrupted .part file")
-    add_force_option(q)
     _add_reboot(q)
     q.set_defaults(func=_cli_dump)
 
@@ -154,7 +152,17 @@ def _add_reboot(q: argparse.ArgumentParser) -> None:
 
 
 def _add_write_options(q: argparse.ArgumentParser) -> None:
-    q.add_argument("--force", action="store_true", help="write even if the image looks wrong")
+    q.add_argument(
+        "--ignore-image-checks", dest="ignore_image_checks", action="store_true",
+        help="DANGEROUS: write even if the image looks wrong (a broken AWIH chain, an "
+        "XR809 image); the unit may then stay in its boot ROM",
+    )  # fmt: skip
+    q.add_argument(
+        "--include-bootloader", dest="include_bootloader", action="store_true",
+        help="DANGEROUS: also rewrite the boot section (the sectors from 0x0 that hold the "
+        "boot loader, by address) where the image's differs from this unit's; refused "
+        "without it",
+    )  # fmt: skip
     g = q.add_mutually_exclusive_group()
     g.add_argument("--backup", help="where to save the flash first (default: an automatic name)")
     g.add_argument("--no-backup", action="store_true", help="do not save the flash first")
@@ -270,6 +278,11 @@ def _write_message(r: WriteResult) -> str:
     return (
         f"wrote {r.image}: {r.sectors_changed} of {r.sectors_total} sectors changed "
         f"({r.sectors_erased} erased), all read back OK"
+        + (
+            f"; {r.boot_sectors_written} of them in the boot section (--include-bootloader)"
+            if r.boot_sectors_written
+            else ""
+        )
         + (f"; backup in {r.backup}" if r.backup else "; no backup kept")
         + "".join(f"\nwarning: {w}" for w in r.warnings)
         + "\n"
@@ -280,9 +293,10 @@ def _write_message(r: WriteResult) -> str:
 def _cli_write(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = write(
-            _options(a), a.image, force=a.force, backup=a.backup, no_backup=a.no_backup,
-            take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
-            odd_ok=a.odd_ok,
+            _options(a), a.image, ignore_image_checks=a.ignore_image_checks, backup=a.backup,
+            no_backup=a.no_backup, take_donor_data=a.take_donor_data, reboot=a.reboot,
+            log=_logger(a), odd_ok=a.odd_ok, include_bootloader=a.include_bootloader,
+            overwrite_backup=a.force_overwrite,
         )  # fmt: skip
         return _check_boot(_facts(r, _write_message(r)), r.boot)
 
@@ -298,9 +312,10 @@ def _cli_write(a: argparse.Namespace) -> int:
 def _cli_clone(a: argparse.Namespace) -> int:
     def run() -> dict[str, Any]:
         r = clone(
-            _options(a), a.donor, force=a.force, backup=a.backup, no_backup=a.no_backup,
-            take_donor_data=a.take_donor_data, reboot=a.reboot, log=_logger(a),
-            odd_ok=a.odd_ok,
+            _options(a), a.donor, ignore_image_checks=a.ignore_image_checks, backup=a.backup,
+            no_backup=a.no_backup, take_donor_data=a.take_donor_data, reboot=a.reboot,
+            log=_logger(a), odd_ok=a.odd_ok, include_bootloader=a.include_bootloader,
+            overwrite_backup=a.force_overwrite,
         )  # fmt: skip
         kept = (
             "this unit's sysinfo " + r.write.sysinfo

@@ -28,7 +28,17 @@ twice at most), and reboots to see whether the unit boots. Errors are
 ConsoleError 4 (port, no ROM, no console), ImageError 3 (refused image),
 VerifyError 6, DeviceError 7 (the ROM refused a command or the line kept
 corrupting data), BootError 8 (written and verified but the unit did not
-boot), RefusedError 9 (a backup would be overwritten), 130 interrupted.
+boot), RefusedError 9 (a backup would be overwritten, or the boot section
+changed without ``--include-bootloader``), 130 interrupted.
+
+The boot section is judged by address (issue 17; docs/guarantees.md): the
+sectors from 0 to the end of the section whose header the ROM finds at offset 0
+(SDK ``image.h``; ``image.cfg`` puts boot at 0 K), in this unit's flash and in
+the new image, whatever either calls its sections (:func:`boot_area`). A write
+or clone that would erase or program one of those sectors with other bytes than
+the unit holds is refused before anything is written, and before the backup is
+taken, unless ``include_bootloader`` (``--include-bootloader``); sectors that
+already hold the new bytes are skipped as always (:func:`plan_write`).
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from typing import Any
 from recovery.errors import ImageError, RefusedError, VerifyError
 from recovery.files import atomic_write_json, check_manifest, fsync_dir
 from recovery.progress import Progress
-from recovery.safety import flash_tracker
+from recovery.safety import Area, flash_tracker
 from recovery.xr872 import brom
 from recovery.xr872.driver import (
     UNTOUCHED,
@@ -60,7 +70,9 @@ from recovery.xr872.image import (
     AWIH_MAGIC,
     BLOCK,
     FLASH_SIZE,
+    IMAGE_AREA_END,
     NO_ADDR,
+    SECTION_HEADER,
     SECTOR,
     SYSINFO_OFFSET,
     SYSINFO_SIZE,
@@ -126,6 +138,8 @@ class WriteResult:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sysinfo: str = ""  # what became of this unit's sysinfo: kept | the image's | left erased
+    boot_area: list[int] = field(default_factory=list)  # [start, end) of the boot section
+    boot_sectors_written: int = 0  # its sectors rewritten (only with --include-bootloader)
 
 
 @dataclass
@@ -338,7 +352,14 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
     """Erase, program, read back; a sector that reads back wrong is redone twice at most."""
     plan = plan_write(current, target)
     total = sum(len(d) for _, d in plan.writes) + SECTOR * plan.erased
-    restore = f"camrescue xr872 write {backup} --force" if backup else "a backup"
+    boot = boot_area(current, target)
+    boot_changed = any(boot.intersects(o, o + SECTOR) for o in plan.changed)
+    restore = (
+        f"camrescue xr872 write {backup} {IGNORE_OPTION}"
+        + (f" {BOOT_OPTION}" if boot_changed else "")
+        if backup
+        else "a backup"
+    )
     tracker = flash_tracker().start()
     first = last = 0
     if plan.changed:
@@ -394,22 +415,88 @@ def _apply(s: Session, current: bytes, target: bytes, backup: str | None) -> Wri
     return plan
 
 
-def _backup_path(s: Session, backup: str | None) -> Path:
+def _backup_path(s: Session, backup: str | None, overwrite: bool = False) -> Path:
     assert s.flash
     path = Path(backup) if backup else Path(
         f"xr872-backup-{s.flash.jedec_hex}-{_dt.datetime.now():%Y%m%d-%H%M%S}.bin"
     )  # fmt: skip
-    if path.exists():
+    if path.exists() and not (overwrite and backup):
         raise RefusedError(
-            f"the backup file {path} already exists (an existing backup is never overwritten)",
+            f"the backup file {path} already exists (an existing backup is never overwritten "
+            "unless you say so)",
             flash_state=UNTOUCHED,
-            hint="give another --backup name",
+            hint="give another --backup name, or add --force to replace it",
         )
     return path
 
 
+# -- the boot section, judged by address ------------------------------------------------
+BOOT_OPTION = "--include-bootloader"
+IGNORE_OPTION = "--ignore-image-checks"
+
+
+def boot_end(buf: bytes) -> int:
+    """One past the last byte of the section whose header is at offset 0 of ``buf`` (the
+    one the ROM starts), whatever its id or checksums say; 0 without an AWIH header there.
+    Capped at the system-info sector."""
+    if len(buf) < SECTION_HEADER.size or struct.unpack_from("<I", buf)[0] != AWIH_MAGIC:
+        return 0
+    return min(SECTION_HEADER.size + SECTION_HEADER.unpack_from(buf)[4], IMAGE_AREA_END)
+
+
+def boot_area(*bufs: bytes) -> Area:
+    """The XR872 boot section by address: sector 0 and every sector up to the end of the
+    section at offset 0 in any of ``bufs`` (this unit's flash, the new image)."""
+    end = max([SECTOR, *(boot_end(b) for b in bufs)])
+    return Area("XR872 boot section", 0, -(-end // SECTOR) * SECTOR)
+
+
+def check_boot_section(current: bytes, target: bytes, *, include_bootloader: bool) -> list[int]:
+    """The sectors of the boot section whose bytes ``target`` changes; refused (nothing
+    written yet) unless ``include_bootloader``. ``current`` and ``target`` start at 0
+    and cover at least :func:`boot_area`."""
+    area = boot_area(current, target)
+    changed = [
+        o
+        for o in range(area.start, area.end, SECTOR)
+        if current[o : o + SECTOR] != target[o : o + SECTOR]
+    ]
+    if changed and not include_bootloader:
+        raise RefusedError(
+            f"this would rewrite {len(changed)} sector(s) of the {area.name} "
+            f"(0x{area.start:05x}..0x{area.end - 1:05x}, the boot loader the ROM starts: "
+            f"sectors {', '.join(f'0x{o:05x}' for o in changed)} differ from what this unit "
+            "holds), judged by address whatever the image calls its sections: refused, "
+            "nothing was written",
+            flash_state=UNTOUCHED,
+            hint=f"if this unit's boot loader really must be replaced (an XR809 image "
+            f"bricked it, a dump of a working XF16 brings it back), add {BOOT_OPTION}; "
+            "the ROM itself cannot be overwritten, so a broken boot section can be written "
+            "again from the boot ROM (straps PB02/PB03)",
+        )
+    return changed
+
+
+def _precheck_boot(
+    s: Session, make_target: Callable[[bytes], bytes], image: bytes, include: bool
+) -> None:
+    """Before the backup: read this unit's boot section (sector 0 first, then as far as
+    its header and the image's say) and refuse a change to it without ``include``."""
+    assert s.flash
+    if include:
+        return
+    head = s.read_range(0, SECTOR)
+    end = min(boot_area(head, image).end, s.flash.size)
+    current = head + (s.read_range(SECTOR, end - SECTOR) if end > SECTOR else b"")
+    end = min(boot_area(current, image).end, s.flash.size)  # the unit's own header
+    if end > len(current):
+        current += s.read_range(len(current), end - len(current))
+    padded = current + b"\xff" * (s.flash.size - len(current))
+    check_boot_section(current, make_target(padded)[:end], include_bootloader=False)
+
+
 def _read_current(
-    s: Session, backup: str | None, no_backup: bool, end: int
+    s: Session, backup: str | None, no_backup: bool, end: int, overwrite: bool = False
 ) -> tuple[bytes, str | None]:
     """This unit's flash before writing: saved as a backup (with a manifest), or only the
     first ``end`` bytes read (``--no-backup``)."""
@@ -417,7 +504,7 @@ def _read_current(
     if no_backup:
         with Progress("read", end, enabled=s.opts.progress) as bar:
             return s.read_range(0, end, bar) + b"\xff" * (s.flash.size - end), None
-    path = _backup_path(s, backup)
+    path = _backup_path(s, backup, overwrite)
     current, _ = _dump_into(s, path, False, "backup")
     _manifest(s, path, current, {"kind": "backup before write"})
     s.log(f"backup of the flash saved to {path}")
@@ -433,12 +520,17 @@ def _write_image(
     name: str,
     forced: bool,
     problems: list[str],
+    include_bootloader: bool = False,
 ) -> WriteResult:
-    """Put ``image`` at offset 0 over ``current`` (what the flash holds), verified."""
+    """Put ``image`` at offset 0 over ``current`` (what the flash holds), verified; the
+    boot section only with ``include_bootloader`` (:func:`check_boot_section`)."""
     assert s.flash
     end = -(-len(image) // SECTOR) * SECTOR
     target = bytearray(current[:end])
     target[: len(image)] = image
+    boot = check_boot_section(current, bytes(target), include_bootloader=include_bootloader)
+    if boot:
+        s.log(f"{len(boot)} sector(s) of the boot section rewritten ({BOOT_OPTION})")
     plan = _apply(s, current[:end], bytes(target), backup)
     s.log(
         f"{len(plan.changed)} of {end // SECTOR} sectors changed, {plan.erased} erased; "
@@ -447,7 +539,8 @@ def _write_image(
     return WriteResult(
         s.link(), name, hashlib.sha256(image).hexdigest(), backup, end // SECTOR,
         len(plan.changed), plan.erased, sum(len(d) for _, d in plan.writes), True, None,
-        forced, problems,
+        forced, problems, boot_area=[0, boot_area(current, bytes(target)).end],
+        boot_sectors_written=len(boot),
     )  # fmt: skip
 
 
@@ -518,7 +611,8 @@ def _refuse(path: str | os.PathLike[str], chk: ImageCheck) -> ImageError:
     return ImageError(
         f"{path} is not a valid XR872 image: " + "; ".join(chk.problems),
         flash_state=UNTOUCHED,
-        hint="check that it is an XR872 (XF16) image or dump; --force writes it anyway",
+        hint=f"check that it is an XR872 (XF16) image or dump; {IGNORE_OPTION} writes it "
+        "anyway (dangerous)",
     )
 
 
@@ -530,13 +624,15 @@ def write(
     opts: Options,
     image: str | os.PathLike[str],
     *,
-    force: bool = False,
+    ignore_image_checks: bool = False,
     backup: str | None = None,
     no_backup: bool = False,
     take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
     odd_ok: bool = False,
+    include_bootloader: bool = False,
+    overwrite_backup: bool = False,
 ) -> WriteResult:
     """Write ``image`` (an xr_system.img or a whole-flash dump) at offset 0: checked
     before anything is touched, the flash backed up, only the needed sectors erased,
@@ -544,7 +640,11 @@ def write(
     that reaches the sysinfo area and holds other sysinfo than this unit keeps this
     unit's, unless ``take_donor_data``. A dump or backup with camrescue's manifest
     beside it (``FILE.json``) must match it (size, sha256) before anything else, and
-    be of this unit's flash (JEDEC id, size) unless ``odd_ok``."""
+    be of this unit's flash (JEDEC id, size) unless ``odd_ok``. An invalid image is
+    refused unless ``ignore_image_checks``; a change to the boot section, unless
+    ``include_bootloader`` (checked before the backup); an existing ``backup`` file
+    is replaced only with ``overwrite_backup``."""
+    force = ignore_image_checks
     data = _load(image)
     man = _manifest_of(image, data)
     chk = check_image(data)
@@ -560,7 +660,12 @@ def write(
                 flash_state=UNTOUCHED,
             )
         end = -(-len(data) // SECTOR) * SECTOR
-        current, bpath = _read_current(s, backup, no_backup, end)
+
+        def overlay(cur: bytes) -> bytes:
+            return data + cur[len(data) :]
+
+        _precheck_boot(s, overlay, data, include_bootloader)
+        current, bpath = _read_current(s, backup, no_backup, end, overwrite_backup)
         warnings = []
         what = ""
         if len(data) >= SYSINFO.stop and data[SYSINFO] != current[SYSINFO]:
@@ -584,7 +689,7 @@ def write(
             s.log(warnings[-1])
         res = _write_image(
             s, data, current, bpath, name=str(image), forced=force and not chk.valid,
-            problems=chk.problems,
+            problems=chk.problems, include_bootloader=include_bootloader,
         )  # fmt: skip
         res.warnings = warnings
         res.sysinfo = what
@@ -636,13 +741,15 @@ def clone(
     opts: Options,
     donor: str | os.PathLike[str],
     *,
-    force: bool = False,
+    ignore_image_checks: bool = False,
     backup: str | None = None,
     no_backup: bool = False,
     take_donor_data: bool = False,
     reboot: bool = True,
     log: Callable[[str], None] | None = None,
     odd_ok: bool = False,
+    include_bootloader: bool = False,
+    overwrite_backup: bool = False,
 ) -> CloneResult:
     """Write a donor's whole-flash dump onto this unit, keeping this unit's own data.
 
@@ -651,7 +758,10 @@ def clone(
     donor's image sections are written; this unit's sysinfo and every other sector
     outside both image chains are kept byte for byte unless ``take_donor_data``. A
     sysinfo that is not valid FDCM is left erased (the firmware rebuilds defaults).
-    After the reboot the boot log's MAC lines say which MAC the unit uses."""
+    After the reboot the boot log's MAC lines say which MAC the unit uses. The options
+    ``ignore_image_checks``, ``include_bootloader`` and ``overwrite_backup`` are
+    those of :func:`write`."""
+    force = ignore_image_checks
     data = _load(donor)
     if len(data) != FLASH_SIZE:
         raise ImageError(
@@ -672,31 +782,37 @@ def clone(
                 f"this unit's flash is {s.flash.size} bytes, the donor dump {len(data)}",
                 flash_state=UNTOUCHED,
             )
-        current, bpath = _read_current(s, backup, no_backup, s.flash.size)
+        donor_secs = image_sectors(chk.sections)
+
+        def layout(cur: bytes, kept: list[int]) -> bytes:
+            """The donor's image sections over ``cur`` (all of the donor's bytes with
+            ``take_donor_data``); ``kept`` gets this unit's own other sectors."""
+            if take_donor_data:
+                return data
+            unit_secs = image_sectors(parse_sections(cur, limit=len(cur))[0])
+            out = bytearray(cur)
+            for off in range(0, len(data), SECTOR):
+                if off in donor_secs or off in unit_secs:
+                    out[off : off + SECTOR] = data[off : off + SECTOR]
+                elif off != SYSINFO_OFFSET and cur[off : off + SECTOR] != data[off : off + SECTOR]:
+                    kept.append(off)
+            return bytes(out)
+
+        _precheck_boot(s, lambda cur: layout(cur, []), data, include_bootloader)
+        current, bpath = _read_current(s, backup, no_backup, s.flash.size, overwrite_backup)
         unit_si = parse_sysinfo(current[SYSINFO])
         warnings: list[str] = []
         if bpath is None:
             warnings.append("--no-backup: this unit's flash was read but not saved anywhere")
         kept: list[int] = []
+        target = bytearray(layout(current, kept))
         if take_donor_data:
-            target = bytearray(data)
             what = "the image's"
             warnings.append(
                 "--take-donor-data: the donor's sysinfo and other data outside its image are "
                 "written too"
             )
         else:
-            donor_secs = image_sectors(chk.sections)
-            unit_secs = image_sectors(parse_sections(current, limit=len(current))[0])
-            target = bytearray(current)
-            for off in range(0, len(data), SECTOR):
-                if off in donor_secs or off in unit_secs:
-                    target[off : off + SECTOR] = data[off : off + SECTOR]
-                elif (
-                    off != SYSINFO_OFFSET
-                    and current[off : off + SECTOR] != data[off : off + SECTOR]
-                ):
-                    kept.append(off)
             what = "kept"
             if not unit_si.valid:
                 target[SYSINFO] = b"\xff" * SYSINFO_SIZE
@@ -714,7 +830,7 @@ def clone(
             s.log(w)
         res = _write_image(
             s, bytes(target), current, bpath, name=str(donor), forced=force and not chk.valid,
-            problems=chk.problems,
+            problems=chk.problems, include_bootloader=include_bootloader,
         )  # fmt: skip
         res.warnings = warnings
         res.sysinfo = what
