@@ -10,8 +10,10 @@ Xmodem-CRC download in 128-byte blocks.
 
 What the driver does, and why:
 
-* **Attach.** It sends ESC as soon as the port is open (that catches a boot
-  that is already in its ESC window), then watches: on ``Press ESC`` it sends
+* **Attach.** It sends ESC and two CRs as soon as the port is open (the ESC
+  catches a boot that is already in its ESC window; at an idle prompt the
+  line editor takes ESC and the next byte as an escape sequence, and the
+  second CR brings a fresh prompt at once), then watches: on ``Press ESC`` it sends
   ESC three more times; at an idle prompt it sends CR and waits for the
   prompt at the start of a line. When it sees Linux booting or running it
   asks for a power cycle and keeps waiting for the boot loader.
@@ -122,6 +124,7 @@ LOADER_BAUDS = (460800, 230400, 115200)  # the fast end of B's list
 # The loader's output is ASCII (d prints bytes > 0x7F as '.'): a run of other
 # bytes at a raised rate is its 115200 banner after a restart.
 GARBLED_RE = re.compile(r"[\x00\x80-\xff]{4}")
+_LINE_END_RE = re.compile(r"\n")
 
 
 # -- the console -------------------------------------------------------------------
@@ -160,9 +163,11 @@ class W90Console:
         port = self.port
         started = time.monotonic()
         deadline = started + wait
-        # ESC stops a boot that is in its ESC window; CR answers at an idle prompt
-        # (the loader reports the ESC as an unknown command, harmlessly).
-        port.write(ESC + "\r")
+        # ESC stops a boot that is in its ESC window. At an idle prompt the line
+        # editor (NU_parse) takes ESC and the byte after it as an escape sequence,
+        # so the first CR is swallowed and the second answers with a fresh prompt
+        # at once (one CR alone left the engine waiting for the idle poke).
+        port.write(ESC + "\r\r")
         seen = ""
         told_linux = False
         told_power = False
@@ -458,7 +463,10 @@ class W90Console:
             return False
         self._type(f"B {rate}")
         port.send("\r")
-        port.drain_input(quiet=0.05 + self.wire(16), limit=1.0)  # the echo's line end
+        # the echo's line end comes at the old rate, then the loader switches at once:
+        # follow as soon as it is here (sync drains what comes garbled meanwhile)
+        with contextlib.suppress(Timeout):
+            port.expect(_LINE_END_RE, timeout=0.05 + self.wire(16))
         port.set_baud(rate)
         self.d_next = None
         try:

@@ -63,7 +63,7 @@ from recovery.errors import (
     UsageError,
     VerifyError,
 )
-from recovery.files import atomic_write_json, fsync_dir
+from recovery.files import SPACE_MARGIN, atomic_write_json, fsync_dir
 from recovery.progress import Progress
 from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, Timeout, TransportError
@@ -245,7 +245,7 @@ def _dump_image(
     if state.get("entry") == entry.to_json() and part.exists():
         start = (part.stat().st_size // PAGE_SIZE) * PAGE_SIZE
         start = min(start, entry.pages * PAGE_SIZE)
-    atomic_write_json(state_path, {"entry": entry.to_json(), "file": part.name})
+    state_written = False
     with part.open("r+b" if part.exists() else "wb") as f:
         f.truncate(start)
         f.seek(start)
@@ -254,6 +254,12 @@ def _dump_image(
             ahead = offset + PAGE_SIZE < entry.pages * PAGE_SIZE
             page = con.read_page(entry.base + offset, reads=reads, ahead=ahead)
             f.write(page[: max(0, min(PAGE_SIZE, entry.size - offset))])
+            if not state_written:
+                # written while the loader prints the page asked for ahead (a state file
+                # is what lets a resumed run trust the .part; before it exists a new run
+                # starts the image again, losing at most this first page)
+                atomic_write_json(state_path, {"entry": entry.to_json(), "file": part.name})
+                state_written = True
             bar.update(base_done + min(offset + PAGE_SIZE, entry.size))
             if time.monotonic() - last_sync > 1.0:
                 f.flush()
@@ -370,27 +376,38 @@ def dump(
     if reads < 1:
         raise UsageError("reads must be at least 1")
     out = Path(out_dir)
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UsageError(f"cannot create {out}: {e}") from e
+        raise UsageError(f"cannot create {out}: {e}", flash_state="untouched") from e
     old = read_json(out / MANIFEST)
     t0 = time.monotonic()
     con = _attach(port, wait, notify)
-    table = con.list_images()
-    chosen = select_images(table, images)
-    done = _done_before(out, old, table, "choose an empty directory for this camera's dump")
     results: list[DumpedImage] = []
-    total = sum(e.size for e in chosen)
     loader = con.loader_info()
-    read_bytes = 0
     try:
-        _raise_speed(con, baud)
+        _raise_speed(con, baud)  # first: the image table comes faster too
+        table = con.list_images()
+        chosen = select_images(table, images)
+        done = _done_before(out, old, table, "choose an empty directory for this camera's dump")
+        try:
+            _check_dump_room(out, chosen, done)
+        except RecoveryError:
+            if created:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # leave nothing behind: it was empty and ours
+            raise
+        total = sum(e.size for e in chosen)
         _dump_all(con, out, table, chosen, done, results, loader, reads, total, progress)
     finally:
         _lower_speed(con)
     read_bytes = sum(r.size - r.resumed_at for r in results if not r.skipped)
-    manifest = write_manifest(out, table, done, loader, all(e.number in done for e in chosen))
+    complete = all(e.number in done for e in chosen)
+    if results and not results[-1].skipped:
+        manifest = out / MANIFEST  # _dump_all wrote it after the last image
+    else:
+        manifest = write_manifest(out, table, done, loader, complete)
     seconds = time.monotonic() - t0
     lines = [
         f"{r.file}: {r.size} bytes sha256 {r.sha256[:16]}... "
@@ -407,6 +424,39 @@ def dump(
         bytes_read=read_bytes,
         page_retries=con.page_retries,
     )
+
+
+def _check_dump_room(out: Path, chosen: list[ImageEntry], done: dict[int, dict[str, Any]]) -> None:
+    """Refuse, before the long read, a dump directory that cannot hold the result: not
+    writable, or less free space than the images still to read (the sizes ``ls``
+    lists, less what a resumable ``.part`` already holds) and SPACE_MARGIN for the
+    manifest, the state file and the file system's own blocks."""
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"cannot write the dump directory {out}: it is not writable",
+            flash_state="untouched",
+            hint="give --out a directory you can write",
+        )
+    need = 0
+    for e in chosen:
+        if e.number in done:
+            continue
+        part = out / (file_name(e) + ".part")
+        held = part.stat().st_size if part.is_file() else 0
+        need += max(0, e.size - held)
+    if not need:
+        return
+    free = shutil.disk_usage(out).free
+    if free < need + SPACE_MARGIN:
+        raise RefusedError(
+            f"not enough free space for the dump in {out}: the images to read need "
+            f"{-(-need // 1024)} KiB (and {SPACE_MARGIN >> 10} KiB for the manifest and the "
+            f"file system), it has {free // 1024} KiB free",
+            flash_state="untouched",
+            hint="free some space or give --out a directory on a disk with room; "
+            "--images dumps a part (a later run into the same directory adds the rest)",
+            facts={"needed": need + SPACE_MARGIN, "free": free},
+        )
 
 
 def _done_before(
