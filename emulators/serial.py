@@ -188,9 +188,9 @@ class ByteFault:
 
     def describe(self) -> str:
         who = "the host sends" if self.direction == "host" else "the device prints"
-        what = f"byte 0x{self.value:02X}" if self.value is not None else "byte"
+        of = f" of the 0x{self.value:02X} bytes" if self.value is not None else ""
         after = f" after {self.after_text.decode('latin-1')!r}" if self.after_text else ""
-        return f"{what} number {self.at_byte} (from 0) {who}{after}"
+        return f"byte {self.at_byte} (from 0){of} {who}{after}"
 
 
 def resample(data: bytes, tx_baud: int, rx_baud: int) -> bytes:

@@ -363,12 +363,14 @@ def describe_fault(f: Fault) -> str:
             "power_cut": "power cut",
             "watchdog": "watchdog reset",
             "log_lines": "log lines",
-            "corrupt_byte": "line corrupts",
-            "drop_byte": "line drops",
+            "corrupt_byte": "the line damages",
+            "drop_byte": "the line loses",
         }
-        what = f" 0x{f.value:02X}" if f.value is not None else ""
+        of = f" of the 0x{f.value:02X} bytes" if f.value is not None else ""
         after = f" after {f.after_text!r}" if f.after_text else ""
-        return f"{names[f.action]} at byte{what} {f.at_byte} {who}{after}" + _back(f.power_back)
+        xor = f" (xor 0x{f.xor:02X})" if f.xor is not None else ""
+        at = "" if f.action in ("corrupt_byte", "drop_byte") else " at"
+        return f"{names[f.action]}{at} byte {f.at_byte}{of} {who}{after}{xor}" + _back(f.power_back)
     if isinstance(f, TftpPowerCut):
         return f"power cut after {f.after_packets} TFTP datagrams" + _back(f.power_back)
     changed = {k: v for k, v in vars(f).items() if v != getattr(type(f)(), k)}
