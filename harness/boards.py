@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,10 @@ class BoardSpec:
     is the flash's address in the board's memory map (what its loader prints),
     ``block_size`` its erase block. ``option_aliases`` are shorter names of device
     options (scenario ``options:`` and ``variants:`` may use either).
+    ``partition_aliases`` are partition names used before (issue 20: one vocabulary
+    with the engine): a scenario may still use them, with a note on stderr
+    (:meth:`resolve_partition`); the target is today's name, or ``start+length``
+    for a range that no longer has a name.
     """
 
     name: str
@@ -49,9 +54,22 @@ class BoardSpec:
     flash_base: int = 0
     block_size: int = 0x10000
     option_aliases: Mapping[str, str] = field(default_factory=dict)
+    partition_aliases: Mapping[str, str] = field(default_factory=dict)
 
     def all_partitions(self) -> dict[str, tuple[int, int]]:
         return {"all": (0, self.flash_size), **self.partitions}
+
+    def resolve_partition(self, name: str) -> str:
+        """``name``, or what an old partition name stands for today (a one-line note on
+        stderr says so)."""
+        new = self.partition_aliases.get(name)
+        if new is None:
+            return name
+        if "+" in new:
+            print(f"note: partition '{name}' is now written {new}", file=sys.stderr)
+        else:
+            print(f"note: partition '{name}' is now called '{new}'", file=sys.stderr)
+        return new
 
 
 BOARDS: dict[str, BoardSpec] = {}
@@ -77,14 +95,20 @@ register_board(
         prompt="hilinux # ",
         autoboot=("Hit any key to stop autoboot", b" "),
         tftp=True,
-        # seed 000: boot 2M (U-Boot 1M + kernel 1M) / rootfs 13M / settings 1M
+        # the engine's names (recovery/hi3511/flashmap.py REGIONS), the camera's own: the
+        # seed's (000) kernel command line mtdparts=...:2M(boot),13M(rootfs),1M(setting);
+        # boot holds U-Boot (uboot) and the kernel uImage (kernel)
         partitions={
             "boot": (0, 0x200000),
             "uboot": (0, 0x100000),
             "kernel": (0x100000, 0x200000),
             "rootfs": (0x200000, 0xF00000),
-            "settings": (0xF00000, 0x1000000),
-            "backup": (0x100000, 0x1000000),
+            "setting": (0xF00000, 0x1000000),
+        },
+        partition_aliases={
+            "bootloader": "uboot",
+            "settings": "setting",
+            "backup": "0x100000+0xf00000",  # what the engine's backup holds
         },
         builder_aliases={"vendor": "vendor_flash"},
         no_tftp_ops=frozenset({"info", "boot"}),
@@ -101,15 +125,18 @@ register_board(
         prompt="bootloader > ",
         autoboot=("Press ESC to enter debug mode", b"\x1b"),
         flash_base=0x7F000000,
-        # seed 001: loader in the first block, BOOT INFO at +0x10000, the image table
+        # seed 001: loader in the first block, then the image table as the loader's
+        # 'ls' names the images (the engine's --images names): BOOT INFO, linux,
+        # romfs.img, webui
         partitions={
             "bootloader": (0, 0x10000),
-            "bootinfo": (0x10000, 0x20000),
+            "BOOT INFO": (0x10000, 0x20000),
             "linux": (0x20000, 0x20000 + 0xBF700),
-            "romfs": (0xE0000, 0xE0000 + 0x8FF80),
+            "romfs.img": (0xE0000, 0xE0000 + 0x8FF80),
             "webui": (0x180000, 0x180000 + 0x6F700),
             "images": (0x20000, 0x200000),
         },
+        partition_aliases={"bootinfo": "BOOT INFO", "romfs": "romfs.img"},
         builder_aliases={"vendor": "vendor_flash"},
     )
 )

@@ -150,11 +150,19 @@ def test_info_reads_the_board(flash_a, tmp_path):
     assert r["flash"]["sector_size"] == 0x20000
     assert "0x34000000" in r["flash"]["protected"]
     assert r["env"]["bootcmd"] == "bootm 0x34100000" and r["env"]["ipaddr"] == "192.168.1.10"
-    assert [(p["name"], p["size"]) for p in r["partitions"]] == [
-        ("boot", 0x200000),
-        ("rootfs", 0xD00000),
-        ("setting", 0x100000),
+    assert [(p["name"], p["address"], p["size"]) for p in r["partitions"]] == [
+        ("boot", "0x34000000", 0x200000),
+        ("rootfs", "0x34200000", 0xD00000),
+        ("setting", "0x34f00000", 0x100000),
     ]
+    # the engine's regions carry the camera's names (its mtdparts); addresses in hex
+    assert r["regions"] == {
+        "uboot": {"address": "0x34000000", "size": 0x100000},
+        "kernel": {"address": "0x34100000", "size": 0x100000},
+        "rootfs": {"address": "0x34200000", "size": 0xD00000},
+        "setting": {"address": "0x34f00000", "size": 0x100000},
+    }
+    assert r["flash"]["base"] == "0x34000000" and r["kernel"]["load"] == "0xe0008000"
     assert r["rootfs_jffs2"] is True and r["rootfs_first_node"] == "cleanmarker"
     assert r["kernel"]["magic_ok"] and r["kernel"]["header_crc_ok"]
     assert r["kernel"]["name"] == "Linux-2.6.14"
@@ -247,16 +255,16 @@ def test_backup_is_the_flash_and_verified(backup_a, flash_a):
     assert r["operation"] == "backup"
     assert out.read_bytes() == flash_a[0x100000:]
     manifest = json.loads(Path(r["manifest"]).read_text())
-    assert manifest["board"] == "hi3511" and manifest["base"] == 0x34100000
+    assert manifest["board"] == "hi3511" and manifest["base"] == "0x34100000"
     assert manifest["uboot_version"].startswith("U-Boot 1.1.4")
     assert manifest["ethaddr"] == "00:25:07:00:00:3b" and manifest["date"]
-    assert [(x["name"], x["address"], x["length"]) for x in manifest["ranges"]] == [
-        ("kernel", 0x34100000, 0x100000),
-        ("rootfs", 0x34200000, 0xD00000),
-        ("settings", 0x34F00000, 0x100000),
+    assert [(x["name"], x["address"], x["offset"], x["length"]) for x in manifest["ranges"]] == [
+        ("kernel", "0x34100000", "0x0", 0x100000),
+        ("rootfs", "0x34200000", "0x100000", 0xD00000),
+        ("setting", "0x34f00000", "0xe00000", 0x100000),
     ]
     for x in manifest["ranges"]:
-        piece = flash_a[x["address"] - 0x34000000 :][: x["length"]]
+        piece = flash_a[int(x["address"], 16) - 0x34000000 :][: x["length"]]
         assert x["crc32"] == f"{zlib.crc32(piece):08x}"
     assert r["ranges"] == manifest["ranges"]
 
@@ -273,7 +281,7 @@ def test_backup_including_the_boot_loader(flash_a, tmp_path):
     assert code == 0
     assert out.read_bytes() == flash_a
     assert list(root.iterdir()) == []  # the uploads landed there and were collected
-    assert [x["name"] for x in r["ranges"]] == ["bootloader", "kernel", "rootfs", "settings"]
+    assert [x["name"] for x in r["ranges"]] == ["uboot", "kernel", "rootfs", "setting"]
 
 
 def test_flash_with_erase_boots_clean_with_the_new_files(flash_a, backup_a, image_b, tmp_path):
@@ -353,7 +361,7 @@ def test_restore_puts_the_backup_back(backup_a, flash_a, tmp_path):
         after = dev.flash.read(0x100000, 0xF00000)
     assert code == 0, r
     assert after == flash_a[0x100000:]
-    assert [x["region"] for x in r["ranges"]] == ["kernel", "rootfs", "settings"]
+    assert [x["region"] for x in r["ranges"]] == ["kernel", "rootfs", "setting"]
     assert FIRMWARE_NAMES["A"] in r["cat"]["/etc/version"] and r["crc_errors"] == 0
 
 

@@ -19,7 +19,7 @@ from test_hi3511_engine import camera, run_engine
 
 from harness.firmware import vendor_flash
 
-REGIONS = ("kernel", "rootfs", "settings")
+REGIONS = ("kernel", "rootfs", "setting")
 
 
 def snapshot(d) -> dict[str, bytes]:

@@ -20,8 +20,8 @@ from harness.fuzz.oracles import Plan, file_problems, w90_dump_problems, w90_ima
 # -- what each operation needs and what it must produce ---------------------------------------
 
 _HI = board_spec("hi3511").partitions
-HI_BACKUP = _HI["backup"]  # kernel + rootfs + settings, chip-relative
-HI_REGIONS = {r: _HI[r] for r in ("kernel", "rootfs", "settings")}
+HI_BACKUP = (_HI["kernel"][0], _HI["setting"][1])  # the engine's backup, chip-relative
+HI_REGIONS = {r: _HI[r] for r in ("kernel", "rootfs", "setting")}
 W90_BASE = board_spec("w90p745").flash_base
 W90_BLOCK = board_spec("w90p745").block_size
 XR_SYSINFO = board_spec("xr872").partitions["sysinfo"][0]

@@ -196,6 +196,8 @@ def parse_range(
                 f"expected a partition name, an offset, [start, end] or 'start+length', got {node_kind(node)}",
             )
             return None
+        if isinstance(v, str):
+            v = spec.resolve_partition(v)  # an old name: today's, with a note (issue 20)
         if isinstance(v, int):
             start, label = v, f"{v:#x}"
             if not open_end:

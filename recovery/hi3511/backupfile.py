@@ -4,7 +4,9 @@ Format ``camrescue-backup/1`` (written by ``camrescue hi3511 backup``): the
 image is the ranges read from the flash, back to back from ``base``; the
 manifest records the board, the image's size, crc32 and sha256, and each
 range's name, address, offset, length, crc32 and sha256, with the camera's
-U-Boot version, ``ethaddr``, the date and the environment. A dump without a
+U-Boot version, ``ethaddr``, the date and the environment. Addresses and offsets
+are hex strings (``"0x34100000"``), sizes integers; manifests of earlier versions
+(int addresses, ranges named ``bootloader``/``settings``) are still read. A dump without a
 manifest is accepted when its size says where it starts: 0xf00000 bytes from
 0x34100000 as in the seed (000), or the whole 16 MiB flash; or ``--address``.
 """
@@ -22,7 +24,8 @@ from typing import Any
 
 from recovery.errors import ImageError
 from recovery.files import atomic_write_bytes, atomic_write_json
-from recovery.hi3511.flashmap import BOARD, FLASH_BASE, FLASH_SIZE, REGIONS, in_flash
+from recovery.hi3511.flashmap import BOARD, FLASH_BASE, FLASH_SIZE, OLD_NAMES, REGIONS, in_flash
+from recovery.jsonout import hex_address, parse_address
 
 
 @dataclass
@@ -69,8 +72,13 @@ def load_backup(path: str | os.PathLike[str], address: int | None = None) -> Bac
                 f"{p} does not match its manifest (size or sha256): the backup is damaged",
                 flash_state="untouched",
             )
-        base = int(manifest["base"])
-        ranges = [dict(r) for r in manifest["ranges"]]
+        try:
+            base = parse_address(manifest["base"])
+            ranges = [_read_range(r) for r in manifest["ranges"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ImageError(
+                f"the manifest {mpath} is unreadable: {e!r}", flash_state="untouched"
+            ) from e
         for rng in ranges:
             piece = data[rng["address"] - base : rng["address"] - base + rng["length"]]
             if f"{zlib.crc32(piece):08x}" != rng["crc32"]:
@@ -113,6 +121,18 @@ def load_backup(path: str | os.PathLike[str], address: int | None = None) -> Bac
     return BackupImage(p, base, data, ranges, manifest)
 
 
+def _read_range(r: dict[str, Any]) -> dict[str, Any]:
+    """A manifest's range with int addresses and today's name: manifests written before
+    issue 20 have int addresses and the names ``bootloader``/``settings``."""
+    out = dict(r)
+    out["name"] = OLD_NAMES.get(str(r["name"]), str(r["name"]))
+    for key in ("address", "offset"):
+        if key in out:
+            out[key] = parse_address(out[key])
+    out["length"] = int(out["length"])
+    return out
+
+
 def make_manifest(
     image_name: str,
     base: int,
@@ -126,7 +146,7 @@ def make_manifest(
         "format": "camrescue-backup/1",
         "board": BOARD,
         "image": image_name,
-        "base": base,
+        "base": hex_address(base),
         "size": len(image),
         "crc32": f"{zlib.crc32(image):08x}",
         "sha256": hashlib.sha256(image).hexdigest(),

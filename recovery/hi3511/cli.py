@@ -34,6 +34,7 @@ from recovery.hi3511.flashmap import (
     KERNEL_ADDRESS,
     LOAD_ADDRESS,
     REGIONS,
+    region_name,
 )
 from recovery.hi3511.images import looks_like_jffs2
 from recovery.hi3511.network import NetOptions
@@ -128,11 +129,13 @@ def render(payload: dict[str, Any]) -> str:
     fl = payload.get("flash")
     if isinstance(fl, dict):
         lines.append(
-            f"  flash: {fl['size'] >> 20} MiB at {fl['base']:#x}, {fl['sectors']} sectors of "
+            f"  flash: {fl['size'] >> 20} MiB at {fl['base']}, {fl['sectors']} sectors of "
             f"{fl['sector_size'] >> 10} KiB, protected: {' '.join(fl['protected']) or 'none'}"
         )
     for part in payload.get("partitions") or []:
-        lines.append(f"  partition {part['name']}: {part['address']:#x} +{part['size']:#x}")
+        lines.append(f"  partition {part['name']}: {part['address']} +{part['size']:#x}")
+    for name, reg in (payload.get("regions") or {}).items():
+        lines.append(f"  region {name}: {reg['address']} +{reg['size']:#x}")
     kernel = payload.get("kernel")
     if isinstance(kernel, dict) and kernel.get("magic_ok"):
         crc = "ok" if kernel["header_crc_ok"] else "BAD"
@@ -276,7 +279,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     _network_options(p)
     _shell_options(p)
     p.add_argument("image", metavar="IMAGE", help="raw JFFS2 image or vendor .pkg")
-    p.add_argument("--partition", default="rootfs", choices=JFFS2_REGIONS)
+    p.add_argument("--partition", default="rootfs", type=region_name, choices=JFFS2_REGIONS)
     g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--backup", metavar="FILE", help="an existing backup of this camera (with its manifest)"
@@ -361,6 +364,7 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--partition",
         action="append",
+        type=region_name,
         choices=list(REGIONS),
         help="restore only this range (repeatable)",
     )

@@ -3,7 +3,8 @@
 Facts from the seed (000) and REFERENCE.md: console 115200 8N1; RAM bank 0 at
 0xE0000000 (128 MB); 16 MiB NOR at 0x34000000 with U-Boot at 0x34000000, the
 kernel uImage at 0x34100000, the JFFS2 root at 0x34200000 (13 MiB) and the
-settings at 0x34F00000 (1 MiB).
+settings at 0x34F00000 (1 MiB). The partitions are named as the camera names them
+(its kernel's ``mtdparts``): see :data:`REGIONS`.
 
 RAM staging: images are downloaded to 0xE1000000 (:data:`LOAD_ADDRESS`), 16 MiB
 above the RAM base, clear of U-Boot's code and BSS at 0xE0500000..0xE051E2BC
@@ -15,6 +16,7 @@ inside the 128 MB bank.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 
 from recovery.errors import ImageError, UsageError
@@ -47,14 +49,33 @@ class Region:
         return f"{self.name} {self.start:#010x}..{self.end - 1:#010x}"
 
 
+# One vocabulary (issue 20) for info, options, JSON, manifests and scenarios: the names
+# the camera itself gives its flash, the kernel command line of the seed (000) and
+# REFERENCE.md, ``mtdparts=phys_mapped_flash:2M(boot),13M(rootfs),1M(setting)``; its
+# first partition "boot" holds two things the engine writes apart, U-Boot (``uboot``,
+# "0x34000000 is the U-Boot start area" in the seed) and the kernel uImage (``kernel``,
+# ``bootm 0x34100000``).
 REGIONS: dict[str, Region] = {
-    "bootloader": Region("bootloader", 0x34000000, 0x100000),
+    "uboot": Region("uboot", 0x34000000, 0x100000),
     "kernel": Region("kernel", 0x34100000, 0x100000),
     "rootfs": Region("rootfs", 0x34200000, 0xD00000),
-    "settings": Region("settings", 0x34F00000, 0x100000),
+    "setting": Region("setting", 0x34F00000, 0x100000),
 }
-JFFS2_REGIONS = ("rootfs", "settings")
-DEFAULT_BACKUP = ("kernel", "rootfs", "settings")
+# names used before, still accepted (with a note) on the command line and in manifests
+OLD_NAMES = {"bootloader": "uboot", "settings": "setting"}
+JFFS2_REGIONS = ("rootfs", "setting")
+DEFAULT_BACKUP = ("kernel", "rootfs", "setting")
+
+
+def region_name(name: str, *, note: bool = True) -> str:
+    """``name``, or the current name of an old one (with a one-line note on stderr)."""
+    new = OLD_NAMES.get(name)
+    if new is None:
+        return name
+    if note:
+        print(f"note: '{name}' is now called '{new}'", file=sys.stderr)
+    return new
+
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*(?:/[A-Za-z0-9_][A-Za-z0-9._+-]*)*$")
 

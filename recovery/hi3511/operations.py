@@ -86,6 +86,7 @@ from recovery.hi3511.flashmap import (
     Region,
     check_load_address,
     check_name,
+    region_name,
 )
 from recovery.hi3511.images import looks_like_jffs2, parse_node_header, prepare_jffs2_image
 from recovery.hi3511.network import NetOptions, NetSettings, TftpFiles, resolve_network
@@ -94,13 +95,13 @@ from recovery.hi3511.parsers import (
     parse_mtdparts,
     parse_uimage_header,
 )
-from recovery.jsonout import ABSENT, to_jsonable
+from recovery.jsonout import ABSENT, hex_address, to_jsonable
 from recovery.ports import wait_for_device
 from recovery.safety import Area, check_protected, flash_tracker
 from recovery.transport import Port, TransportError
 
 # Judged by address, whatever a manifest calls a range (issue 17).
-PROTECTED = (Area("boot loader (U-Boot)", REGIONS["bootloader"].start, REGIONS["bootloader"].end),)
+PROTECTED = (Area("boot loader (U-Boot)", REGIONS["uboot"].start, REGIONS["uboot"].end),)
 
 # -- one attached camera -------------------------------------------------------------
 
@@ -130,7 +131,7 @@ class WriteResult:
     """One region written the safe way (:meth:`Session.write_region`)."""
 
     region: str
-    address: int
+    address: str  # hex, as every address in the JSON
     length: int
     crc32: str
     erased_sectors: int
@@ -139,8 +140,8 @@ class WriteResult:
 @dataclass
 class BackupRange:
     name: str
-    address: int
-    offset: int
+    address: str  # hex
+    offset: str  # hex, from the start of the backup file
     length: int
     crc32: str
     sha256: str
@@ -159,7 +160,7 @@ class BackupFacts:
 
 @dataclass
 class FlashFacts:
-    base: int
+    base: str  # hex
     size: int
     sectors: int
     sector_size: int
@@ -175,11 +176,11 @@ class InfoResult:
     flash: FlashFacts
     env: dict[str, str]
     partitions: list[dict[str, Any]]
-    regions: dict[str, dict[str, int]]
+    regions: dict[str, dict[str, Any]]
     rootfs_jffs2: bool
     rootfs_first_node: str | None
     rootfs_empty: bool
-    settings_jffs2: bool
+    setting_jffs2: bool
     kernel: Any
     steps: list[Step]
 
@@ -423,7 +424,7 @@ class Session:
                 "damaged",
                 hint="run the command again; nothing was erased",
             )
-        if region.name == "bootloader":
+        if region.name == "uboot":
             ub.protect(False, region)
         self.state = f"{region.describe()} is being erased"
         flash_tracker().writing(region.start, region.end)
@@ -444,11 +445,11 @@ class Session:
             raise VerifyError(
                 f"the flash has crc32 {flash_crc:08x} after writing, the image {crc:08x}"
             )
-        if region.name == "bootloader":
+        if region.name == "uboot":
             ub.protect(True, region)
         self.state = f"{region.describe()} written and verified"
         flash_tracker().verified(region.start, region.end)
-        return WriteResult(region.name, region.start, len(data), f"{crc:08x}", sectors)
+        return WriteResult(region.name, hex_address(region.start), len(data), f"{crc:08x}", sectors)
 
     def boot(self, shell: ShellQuery) -> BootReport:
         assert self.uboot is not None
@@ -483,7 +484,7 @@ def info(conn: Connection) -> InfoResult:
         assert ub.flinfo is not None
         root = ub.md_bytes(REGIONS["rootfs"].start, 64)
         kernel = parse_uimage_header(ub.md_bytes(KERNEL_ADDRESS, 64))
-        settings = ub.md_bytes(REGIONS["settings"].start, 64)
+        setting = ub.md_bytes(REGIONS["setting"].start, 64)
         jffs2 = looks_like_jffs2(root)
         head = parse_node_header(root, 0)
         partitions = parse_mtdparts(sess.env.get("bootargs", ""))
@@ -494,7 +495,7 @@ def info(conn: Connection) -> InfoResult:
             attached=sess.attached_via,
             uboot_version=sess.version,
             flash=FlashFacts(
-                base=FLASH_BASE,
+                base=hex_address(FLASH_BASE),
                 size=fi.size,
                 sectors=len(fi.sectors),
                 sector_size=fi.sector_size(0),
@@ -502,19 +503,28 @@ def info(conn: Connection) -> InfoResult:
                 erase_timeout_ms=fi.erase_timeout_ms,
             ),
             env=sess.env,
-            partitions=partitions,
-            regions={k: {"address": r.start, "size": r.size} for k, r in REGIONS.items()},
+            partitions=[
+                {**p, "address": hex_address(p["address"]), "offset": hex_address(p["offset"])}
+                for p in partitions
+            ],
+            regions={
+                k: {"address": hex_address(r.start), "size": r.size} for k, r in REGIONS.items()
+            },
             rootfs_jffs2=jffs2,
             rootfs_first_node=head.kind if head else None,
             rootfs_empty=root == b"\xff" * len(root),
-            settings_jffs2=looks_like_jffs2(settings),
-            kernel=kernel,
+            setting_jffs2=looks_like_jffs2(setting),
+            kernel={
+                **asdict(kernel),
+                "load": hex_address(kernel.load),
+                "entry": hex_address(kernel.entry),
+            },
             steps=sess.steps,
         )
 
 
 def _backup_ranges(include_bootloader: bool) -> list[Region]:
-    names = (("bootloader",) if include_bootloader else ()) + DEFAULT_BACKUP
+    names = (("uboot",) if include_bootloader else ()) + DEFAULT_BACKUP
     return [REGIONS[n] for n in names]
 
 
@@ -550,8 +560,8 @@ def _do_backup(sess: Session, files: TftpFiles, out: Path, include_bootloader: b
         ranges.append(
             BackupRange(
                 name=r.name,
-                address=r.start,
-                offset=r.start - regions[0].start,
+                address=hex_address(r.start),
+                offset=hex_address(r.start - regions[0].start),
                 length=r.size,
                 crc32=f"{crc:08x}",
                 sha256=hashlib.sha256(data).hexdigest(),
@@ -634,6 +644,7 @@ def flash(
     then write the region (:meth:`Session.write_region`: download to RAM, crc32, erase
     exactly the region, copy, crc32) — or, with ``skip_erase``, tftp straight into the
     flash on purpose; then boot and judge the kernel's log."""
+    partition = region_name(partition, note=False)
     if partition not in JFFS2_REGIONS:
         raise UsageError(f"--partition must be one of {', '.join(JFFS2_REGIONS)}")
     region = REGIONS[partition]
@@ -749,14 +760,15 @@ def restore(
     ``other_camera``: it would give this camera the other one's settings."""
     bk = load_backup(backup_path, address)
     ranges = bk.ranges
+    partitions = [region_name(n, note=False) for n in partitions or []]
     if partitions:
         unknown = set(partitions) - {r["name"] for r in ranges}
         if unknown:
             raise UsageError(f"the backup has no {', '.join(sorted(unknown))} range")
         ranges = [r for r in ranges if r["name"] in partitions]
-    if any(r["name"] == "bootloader" for r in ranges):
+    if any(r["name"] == "uboot" for r in ranges):
         if not include_bootloader:
-            ranges = [r for r in ranges if r["name"] != "bootloader"]
+            ranges = [r for r in ranges if r["name"] != "uboot"]
         elif not confirm_bootloader:
             raise RefusedError(
                 "restoring the boot loader area needs --confirm-bootloader: if it goes wrong the "
