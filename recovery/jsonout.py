@@ -63,6 +63,22 @@ def parse_address(value: Any) -> int:
     raise ValueError(f"not an address: {value!r}")
 
 
+def hex_fields(obj: Any, keys: frozenset[str] | set[str]) -> Any:
+    """``obj`` as JSON values (:func:`to_jsonable`) with the integers under ``keys`` (at
+    any depth) written by :func:`hex_address`: a result's addresses and offsets."""
+    obj = to_jsonable(obj)
+    if isinstance(obj, dict):
+        return {
+            k: hex_address(v)
+            if k in keys and isinstance(v, int) and not isinstance(v, bool)
+            else hex_fields(v, keys)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [hex_fields(v, keys) for v in obj]
+    return obj
+
+
 def print_json(obj: Any, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stdout
     out.write(json.dumps(to_jsonable(obj)) + "\n")

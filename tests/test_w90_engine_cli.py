@@ -30,7 +30,9 @@ def test_info_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is True and out["operation"] == "info"
     assert [e["name"] for e in out["images"]] == ["BOOT INFO", "linux", "romfs.img", "webui"]
-    assert out["images"][1]["base"] == 0x7F020000
+    # addresses as hex strings (issue 20), sizes as integers
+    assert out["images"][1]["base"] == "0x7f020000" and out["images"][1]["exec_addr"] == "0x8000"
+    assert out["images"][1]["size"] == 0xBF700
 
 
 def test_dump_with_progress_and_transcript(tmp_path, capsys):

@@ -28,6 +28,7 @@ from recovery.cliutil import (
 )
 from recovery.errors import ConsoleError, UsageError
 from recovery.files import Input, Output, unique_path
+from recovery.jsonout import hex_fields
 from recovery.transport import Port, TransportError
 from recovery.w90p745.dumpdir import load_dump
 from recovery.w90p745.operations import DEFAULT_FLASH_SIZE, dump, info, restore
@@ -51,6 +52,9 @@ def _open(args: argparse.Namespace) -> Port:
         return Port(path, speed or 115200, transcript=args.transcript)
     except TransportError as e:
         raise ConsoleError(str(e), flash_state="untouched") from e
+
+
+_ADDRESSES = frozenset({"base", "exec_addr"})
 
 
 def _wait(args: argparse.Namespace) -> float:
@@ -125,7 +129,10 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(
         func=lambda a: run_operation(
-            a, "info", _with_port(a, lambda port: info(port, wait=_wait(a)))
+            a,
+            "info",
+            # the image table's addresses as hex strings, as every address in the JSON
+            _with_port(a, lambda port: hex_fields(info(port, wait=_wait(a)), _ADDRESSES)),
         )
     )
 
