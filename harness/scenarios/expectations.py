@@ -132,10 +132,8 @@ def _diff_into(lines: list[str], path: str, want: Any, got: Any) -> None:
         return
     if _equal_json(want, got):
         return
-    if (isinstance(want, str) and isinstance(got, str)) or (
-        isinstance(want, bytes | bytearray) and isinstance(got, bytes | bytearray)
-    ):
-        diff = first_difference(want, got)  # type: ignore[arg-type]
+    if _diffable(want, got):  # a long text or bytes
+        diff = first_difference(want, got)
         lines.append(f"{path}: {diff}" if path else diff)
         return
     lines.append(f"{at}: expected {clip(want, 80)}, got {clip(got, 80)}")
