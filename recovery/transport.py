@@ -4,7 +4,11 @@ exact reads and writes for binary protocols, a transcript of both directions.
 Any port pyserial can open works: a device path (``/dev/ttyUSB0``), a pty, or
 a URL (``rfc2217://host:port`` for ser2net or a lab's exported port,
 ``socket://host:port`` for a raw TCP bridge). Reads go through pyserial, so
-URLs without a file descriptor work too. Console output is decoded as
+URLs without a file descriptor work too. A read takes everything that has arrived,
+whatever the kind of port: pyserial's ``in_waiting`` counts the bytes held by a tty
+(``TIOCINQ``) and by its RFC 2217 client, but over ``socket://`` it says only whether
+something is there (1), so there the count comes from the socket itself (``FIONREAD``)
+and a dump is not read a byte per call. Console output is decoded as
 latin-1: every byte maps to one character, so garbage on the line (wrong
 baud, noise) never raises.
 
@@ -25,9 +29,13 @@ first match wins: the earliest start, on a tie the pattern listed first
 
 from __future__ import annotations
 
+import array
+import fcntl
 import re
 import re._constants as sre_c
 import re._parser as sre_parse
+import socket
+import termios
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -339,6 +347,15 @@ class TranscriptEntry:
 READ_SLICE = 0.05  # s: the longest single wait of a read; set once on the port
 
 
+def _raw_socket(ser: serial.SerialBase) -> socket.socket | None:
+    """The TCP socket under a ``socket://`` port (pyserial's ``protocol_socket``, which
+    keeps it as ``_socket``; its ``in_waiting`` is 1 whatever has arrived), else None."""
+    if not type(ser).__module__.endswith(".protocol_socket"):
+        return None
+    sock = getattr(ser, "_socket", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
 class Port:
     """A serial port opened for the engine. Use as a context manager."""
 
@@ -365,6 +382,15 @@ class Port:
         except (serial.SerialException, ValueError, OSError) as e:
             raise TransportError(_open_error(url, e)) from e
         self.console = ConsoleMatcher()
+        self._socket = _raw_socket(self.ser)
+
+    def _in_waiting(self) -> int:
+        """Bytes a read takes at once without waiting."""
+        if self._socket is None:
+            return self.ser.in_waiting
+        count = array.array("i", [0])
+        fcntl.ioctl(self._socket.fileno(), termios.FIONREAD, count)
+        return count[0]
 
     # -- raw bytes ------------------------------------------------------------
     def _record(self, direction: str, data: bytes) -> None:
@@ -376,13 +402,17 @@ class Port:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                waiting = self.ser.in_waiting
+                waiting = self._in_waiting()
                 if waiting:
                     data = self.ser.read(min(size, waiting))
                 else:
                     left = READ_SLICE if deadline is None else deadline - time.monotonic()
                     if left >= READ_SLICE:
                         data = self.ser.read(1)  # waits at most READ_SLICE
+                        if data and size > 1:  # and what came with it
+                            more = self._in_waiting()
+                            if more:
+                                data += self.ser.read(min(size - 1, more))
                     else:  # less than a slice left: poll, so the deadline is kept
                         if left > 0:
                             time.sleep(min(left, 0.005))

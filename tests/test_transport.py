@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emulators.serial import VirtualUart
+from harness.lab.serve import PortServer
 from recovery.transport import ConsoleMatcher, Port, Timeout, TransportError
 
 
@@ -207,3 +212,44 @@ def test_a_long_wait_resumes_near_the_end():
     con.feed("hilinux # ")
     assert con.search(prompt) == 0
     assert con.before == row * 1999 + row[:-1]
+
+
+# -- reads over every kind of port ------------------------------------------------------
+@contextlib.contextmanager
+def _port_on(uart: VirtualUart, scheme: str | None) -> Iterator[Port]:
+    """The engine's port on ``uart``: its pty, or the pty served as ``scheme://`` by the
+    harness's serial server (what ``camrescue emulate --serve`` runs)."""
+    if scheme is None:
+        with Port(uart.path) as port:
+            yield port
+        return
+    with PortServer(uart.path, f"{scheme}://127.0.0.1:0") as srv, Port(srv.url) as port:
+        deadline = time.monotonic() + 10
+        while srv.client is None:  # the server drops what the device sent before
+            assert time.monotonic() < deadline, "the server never took the client"
+            time.sleep(0.01)
+        yield port
+
+
+@pytest.mark.parametrize("scheme", [None, "socket", "rfc2217"])
+def test_reads_take_what_has_arrived_and_lose_nothing_on_every_kind_of_port(scheme):
+    """80 KB of lines read with the drivers' line and prompt patterns: every byte ends in
+    exactly one match or ``before``, and a read takes what has arrived, not one byte (over
+    ``socket://`` pyserial's ``in_waiting`` is 1 whatever is there: read by it, this dump
+    took one read per byte)."""
+    text = "".join(f"{i:05d} {'x' * (i % 70)}\r\n" for i in range(2000)) + "hilinux # "
+    with VirtualUart() as uart, _port_on(uart, scheme) as port:
+        # from another thread, as a device prints: a pty holds a few KiB until read
+        writer = threading.Thread(target=uart.write, args=(text.encode(),), daemon=True)
+        writer.start()
+        got = []
+        while True:
+            i = port.expect([PROMPT, LINE], timeout=20)
+            got.append(port.before + port.match.group(0))
+            if i == 0:
+                break
+        reads = [e for e in port.log if e.direction == "rx"]
+        writer.join(10)
+    assert "".join(got) == text
+    assert sum(len(e.data) for e in reads) == len(text)
+    assert len(reads) <= len(text) // 16, f"{len(reads)} reads for {len(text)} bytes"
