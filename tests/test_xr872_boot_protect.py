@@ -20,6 +20,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from emulators.xr872 import XR872Device
 from harness.firmware import xr872 as xfw
 from recovery.cli import main
@@ -146,3 +148,19 @@ def test_the_boot_area_is_sector_0_to_the_end_of_the_section_at_offset_0():
     huge = bytearray(xr872)
     huge[12:16] = (0x7FFFFFFF).to_bytes(4, "little")  # a data_size nobody can trust
     assert boot_area(bytes(huge)).end == 0xFF000
+
+
+def test_only_changed_sectors_inside_the_target_count():
+    """Pure: a short image equal to the unit's first sector changes nothing of its
+    3-sector boot section (the sectors past the image are not written); one changed
+    byte in sector 1 is named, and allowed with the option."""
+    from recovery.errors import RefusedError
+    from recovery.xr872.operations import check_boot_section
+
+    unit = xfw.xr872_flash(seed=12)
+    assert check_boot_section(unit, unit[:SECTOR], include_bootloader=False) == []
+    changed = bytearray(unit[: 2 * SECTOR])
+    changed[SECTOR + 5] ^= 1
+    with pytest.raises(RefusedError, match="sectors 0x01000 differ"):
+        check_boot_section(unit, bytes(changed), include_bootloader=False)
+    assert check_boot_section(unit, bytes(changed), include_bootloader=True) == [SECTOR]

@@ -453,12 +453,13 @@ def boot_area(*bufs: bytes) -> Area:
 
 def check_boot_section(current: bytes, target: bytes, *, include_bootloader: bool) -> list[int]:
     """The sectors of the boot section whose bytes ``target`` changes; refused (nothing
-    written yet) unless ``include_bootloader``. ``current`` and ``target`` start at 0
-    and cover at least :func:`boot_area`."""
+    written yet) unless ``include_bootloader``. Both start at 0; ``current`` covers at
+    least :func:`boot_area`, ``target`` may end sooner (what lies past it is not
+    written)."""
     area = boot_area(current, target)
     changed = [
         o
-        for o in range(area.start, area.end, SECTOR)
+        for o in range(area.start, min(area.end, len(target)), SECTOR)
         if current[o : o + SECTOR] != target[o : o + SECTOR]
     ]
     if changed and not include_bootloader:
@@ -485,12 +486,9 @@ def _precheck_boot(
     assert s.flash
     if include:
         return
-    head = s.read_range(0, SECTOR)
+    head = s.read_range(0, SECTOR)  # this unit's header at 0 says how far its section goes
     end = min(boot_area(head, image).end, s.flash.size)
     current = head + (s.read_range(SECTOR, end - SECTOR) if end > SECTOR else b"")
-    end = min(boot_area(current, image).end, s.flash.size)  # the unit's own header
-    if end > len(current):
-        current += s.read_range(len(current), end - len(current))
     padded = current + b"\xff" * (s.flash.size - len(current))
     check_boot_section(current, make_target(padded)[:end], include_bootloader=False)
 
