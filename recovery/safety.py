@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recovery.errors import RefusedError
+from recovery.jsonout import hex_address
 
 UNTOUCHED = "untouched"
 PARTIAL = "partially written"
@@ -91,7 +92,11 @@ class FlashTracker:
         every = {**{r: PENDING for r in self._pending()}, **self.ranges}
         return {
             "state": self.state,
-            "ranges": [{"start": a, "end": b, "state": s} for (a, b), s in sorted(every.items())],
+            # addresses as hex strings, as every address in the JSON (issue 20)
+            "ranges": [
+                {"start": hex_address(a), "end": hex_address(b), "state": s}
+                for (a, b), s in sorted(every.items())
+            ],
             "resume": self.resume if self.state not in (UNTOUCHED, VERIFIED) else None,
         }
 

@@ -86,7 +86,7 @@ def check_state(status: dict, now: bytes, before: bytes, after: bytes, base: int
     assert status["resume"], status
     covered = bytearray(len(now))
     for r in status["ranges"]:
-        lo, hi = r["start"] - base, r["end"] - base
+        lo, hi = int(r["start"], 16) - base, int(r["end"], 16) - base  # hex strings
         covered[lo:hi] = b"\1" * (hi - lo)
         if r["state"] in ("verified", "complete but unverified"):
             assert now[lo:hi] == after[lo:hi], r
