@@ -10,28 +10,16 @@ the real command line (``recovery.cli.main``) against the emulated XR872 over it
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 from pathlib import Path
 
 import pytest
+from test_xr872_boot_protect import run
 
 from emulators.xr872 import XR872Device
 from harness.firmware import xr872 as xfw
-from recovery.cli import build_parser, main
-
-XR_FAST = ["--boot-wait", "0.5", "--timeout", "0.5", "--settle", "0.1"]
-
-
-def run(argv: list[str]) -> tuple[int, dict]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        code = main([*argv, "--json", *XR_FAST])
-    lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 1, out.getvalue()
-    return code, json.loads(lines[0])
+from recovery.cli import build_parser
 
 
 @pytest.mark.parametrize("op", ["write", "clone"])
