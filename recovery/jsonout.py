@@ -64,19 +64,26 @@ def parse_address(value: Any) -> int:
 
 
 def hex_fields(obj: Any, keys: frozenset[str] | set[str]) -> Any:
-    """``obj`` as JSON values (:func:`to_jsonable`) with the integers under ``keys`` (at
-    any depth) written by :func:`hex_address`: a result's addresses and offsets."""
+    """``obj`` as JSON values (:func:`to_jsonable`) with the integers (or lists of
+    integers) under ``keys``, at any depth, written by :func:`hex_address`: a result's
+    addresses and offsets."""
     obj = to_jsonable(obj)
     if isinstance(obj, dict):
-        return {
-            k: hex_address(v)
-            if k in keys and isinstance(v, int) and not isinstance(v, bool)
-            else hex_fields(v, keys)
-            for k, v in obj.items()
-        }
+        return {k: _hex(v) if k in keys else hex_fields(v, keys) for k, v in obj.items()}
     if isinstance(obj, list):
         return [hex_fields(v, keys) for v in obj]
     return obj
+
+
+def _hex(value: Any) -> Any:
+    """An address, or a list of them (``[start, end]``, sector offsets), in hex."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return hex_address(value)
+    if isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        return [hex_address(v) for v in value]
+    return value
 
 
 def print_json(obj: Any, stream: TextIO | None = None) -> None:

@@ -72,7 +72,8 @@ def test_write_refuses_to_rewrite_the_boot_section_without_the_option(tmp_path):
         assert not backup.exists() and not Path(str(backup) + ".json").exists()
         code, r = run([*argv, "--no-reboot", "--include-bootloader"])
         assert code == 0 and r["ok"], r
-        assert r["boot_sectors_written"] == 3 and r["boot_area"] == [0, 0x3000], r
+        # the boot area's addresses as hex strings (issue 20)
+        assert r["boot_sectors_written"] == 3 and r["boot_area"] == ["0x0", "0x3000"], r
         assert dev.flash.snapshot() == data + before[len(data) :]
         assert backup.read_bytes() == before
 

@@ -26,6 +26,7 @@ from recovery.cliutil import (
 from recovery.errors import BootError, UsageError, exit_codes_epilog
 from recovery.examples import examples_epilog
 from recovery.files import Input, Output
+from recovery.jsonout import hex_fields
 from recovery.xr872.driver import (
     DEFAULT_BAUD,
     ROM_BAUD,
@@ -194,8 +195,12 @@ def _boot_text(b: dict[str, Any] | None) -> str:
     return f"rebooted: the unit did NOT boot its firmware ({b['state']})"
 
 
+# addresses and offsets as hex strings, as every address in the JSON (issue 20)
+_ADDRESSES = frozenset({"offset", "load_addr", "entry", "next_addr", "boot_area", "kept_sectors"})
+
+
 def _facts(result: Any, message: str) -> dict[str, Any]:
-    return {**asdict(result), "message": message}
+    return {**hex_fields(asdict(result), _ADDRESSES), "message": message}
 
 
 def _check_boot(facts: dict[str, Any], boot: BootCheck | None) -> dict[str, Any]:
@@ -224,8 +229,8 @@ def _cli_info(a: argparse.Namespace) -> int:
         ]
         for sec in f["sections"]:
             lines.append(
-                f"  0x{sec['offset']:06x} {sec['name']:<9} {sec['data_size']:>7} bytes, load "
-                f"0x{sec['load_addr']:08x}{'' if sec['header_ok'] else '  BAD HEADER'}"
+                f"  0x{int(sec['offset'], 16):06x} {sec['name']:<9} {sec['data_size']:>7} bytes, "
+                f"load 0x{int(sec['load_addr'], 16):08x}{'' if sec['header_ok'] else '  BAD HEADER'}"
             )
         lines += [f"  problem: {p}" for p in f["problems"]]
         si, ef = f["sysinfo"], link["efuse"]
