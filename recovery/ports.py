@@ -17,6 +17,16 @@ fix that applies, without guessing:
   process holds it, found by reading ``/proc/*/fd`` links (what ``fuser`` does);
 * missing (``ENOENT``): the serial ports that do exist.
 
+:func:`server_refusal` tells a network port (``rfc2217://``, ``socket://``) that is
+in use by another client from one that went away: a serial server that serves one
+client at a time answers a second connection with one line and closes it
+(``camrescue emulate --serve``: ``camrescue: URL (BOARD) is busy: in use by PEER (one
+client at a time)``, harness/lab/serve.py; ser2net, too, closes a connection to a port
+in use). pyserial reports only what that did to its own protocol (``Broken pipe``
+while its RFC 2217 client negotiates, ``socket disconnected``), so the line is looked
+for in what the connection received and, when it is not there, by connecting once
+more and reading the server's first line.
+
 Sources: pyserial 3.5 ``serial/serialposix.py`` (``open()`` raises
 ``SerialException(errno, "could not open port ...: [Errno N] ...")``, and
 ``"Could not exclusively lock port ..."`` when ``fcntl.flock`` fails),
@@ -32,6 +42,9 @@ import errno as errno_mod
 import grp
 import os
 import pwd
+import re
+import socket
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +218,11 @@ def _chain(e: BaseException) -> list[BaseException]:
 def explain_open_error(url: str, e: BaseException) -> str | None:
     """The one fix for a port that did not open, or None when this is not one of
     the cases known here (the caller keeps its own message)."""
-    if "://" in url:
+    if "://" in url:  # a network port: only a server's refusal is known here
+        for x in _chain(e):
+            said = str(getattr(x, "message", None) or x)
+            if said.startswith(f"serial port {url} is ") and _REFUSED_MARK in said:
+                return said
         return None
     text = " ".join(str(x) for x in _chain(e))
     code = _errno(e)
@@ -230,6 +247,71 @@ def explain_open_error(url: str, e: BaseException) -> str | None:
     if code == errno_mod.ENOENT or "No such file or directory" in text:
         return f"{url} does not exist. {existing_ports_text()}"
     return None
+
+
+_REFUSED_MARK = "the server refused this connection"
+# a refusal line: camrescue's own server says "is busy", ser2net's "in use"
+_REFUSAL = re.compile(rb"[^\r\n]*\b(?:busy|in use)\b[^\r\n]*", re.IGNORECASE)
+
+
+def _network_address(url: str) -> tuple[str, int] | None:
+    """HOST and PORT of an ``rfc2217://`` or ``socket://`` URL, else None."""
+    m = re.fullmatch(r"(?:rfc2217|socket)://\[?([^\]/?]*?)\]?:(\d+)/?(?:\?.*)?", url)
+    if m is None:
+        return None
+    return m.group(1) or "127.0.0.1", int(m.group(2))
+
+
+def _first_line(address: tuple[str, int], timeout: float) -> bytes:
+    """What the server at ``address`` sends a new connection within ``timeout`` s (up
+    to its first line feed); b"" when nothing listens or it says nothing."""
+    try:
+        conn = socket.create_connection(address, timeout=timeout)
+    except OSError:
+        return b""
+    got = b""
+    deadline = time.monotonic() + timeout
+    with conn:
+        while b"\n" not in got and len(got) < 1024:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            conn.settimeout(left)
+            try:
+                chunk = conn.recv(1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def server_refusal(url: str, received: bytes = b"", *, timeout: float = 1.0) -> str | None:
+    """The line with which the serial server at ``url`` refused the connection (found in
+    ``received``, what the connection got before it failed, or else in the first line of
+    one more connection), or None: not a network URL, or no refusal."""
+    address = _network_address(url)
+    if address is None:
+        return None
+    m = _REFUSAL.search(received) or _REFUSAL.search(_first_line(address, timeout))
+    if m is None:
+        return None
+    return m.group(0).decode("latin-1").strip()
+
+
+def busy_server_text(url: str, line: str) -> str:
+    """What to tell a person whose network port was refused with ``line``."""
+    what = (
+        "in use by another client"
+        if re.search(r"in use by|already in use", line, re.IGNORECASE)
+        else "busy"
+    )
+    return (
+        f"serial port {url} is {what}: {_REFUSED_MARK}, saying "
+        f"{line!r}. Close the other client (a terminal, labgrid, another camrescue) or "
+        "wait until it has finished, then run the command again."
+    )
 
 
 def existing_ports_text() -> str:

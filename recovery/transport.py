@@ -43,6 +43,8 @@ from pathlib import Path
 
 import serial
 
+from recovery import ports
+
 
 class TransportError(Exception):
     """The port could not be opened or stopped answering. The message says what to do."""
@@ -59,6 +61,16 @@ class Timeout(TransportError):
 def _open_error(url: str, e: Exception) -> str:
     """What to tell a person whose port did not open."""
     text = str(e)
+    if "://" in url:
+        refused = ports.server_refusal(url)
+        if refused is not None:  # pyserial says "Broken pipe"
+            return ports.busy_server_text(url, refused)
+        if "Connection refused" in text:
+            return (
+                f"cannot open serial port {url!r}: nothing accepts connections there. Start "
+                "the serial server (camrescue emulate BOARD --serve URL, ser2net) or check "
+                "the host and port."
+            )
     if "lock" in text.lower():
         return (
             f"serial port {url!r} is busy: another program (picocom, minicom, screen, another "
@@ -392,6 +404,21 @@ class Port:
         fcntl.ioctl(self._socket.fileno(), termios.FIONREAD, count)
         return count[0]
 
+    def _refused(self) -> str | None:
+        """Over a network URL whose connection failed: what to say when the serial server
+        refused it (busy with another client; its line is among the first bytes this
+        connection received, still in the socket, or the answer to one more connection)."""
+        if "://" not in self.url:
+            return None
+        head = b"".join(e.data for e in self.log if e.direction == "rx")[:4096]
+        if self._socket is not None:
+            try:
+                head += self._socket.recv(4096)
+            except OSError:
+                pass
+        refused = ports.server_refusal(self.url, head)
+        return None if refused is None else ports.busy_server_text(self.url, refused)
+
     # -- raw bytes ------------------------------------------------------------
     def _record(self, direction: str, data: bytes) -> None:
         if data:
@@ -419,7 +446,8 @@ class Port:
                         data = b""
             except (serial.SerialException, OSError) as e:
                 raise TransportError(
-                    f"lost the serial port {self.url}: {e} (adapter unplugged, or the device went away)"
+                    self._refused()
+                    or f"lost the serial port {self.url}: {e} (adapter unplugged, or the device went away)"
                 ) from e
             if data:
                 self._record("rx", data)
@@ -445,7 +473,7 @@ class Port:
             self.ser.write(data)
             self.ser.flush()
         except (serial.SerialException, OSError) as e:
-            raise TransportError(f"cannot write to {self.url}: {e}") from e
+            raise TransportError(self._refused() or f"cannot write to {self.url}: {e}") from e
 
     def drain_input(self, quiet: float = 0.05, limit: float = 2.0) -> bytes:
         """Read and return whatever arrives until the line is quiet for ``quiet`` seconds."""

@@ -353,3 +353,38 @@ def test_socat_needs_the_baud_when_the_pty_was_left_at_another(speed, hi3511_fla
         assert b"U-Boot 1.1.4" in seen
     else:
         assert seen and b"U-Boot" not in seen
+
+
+@pytest.mark.parametrize("board", ["hi3511", "w90p745", "xr872"])
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_the_engine_says_the_port_is_in_use_by_another_client(scheme, board, hi3511_flash):
+    """A second client's engine is refused by the server: pyserial sees "Broken pipe" (its
+    RFC 2217 negotiation) or a closed socket; the engine says the port is in use, by whom
+    (the server's own line), and what to do, with nothing written."""
+    with hi3511(hi3511_flash) as dev, served(dev, scheme) as srv:
+        first = serial.serial_for_url(srv.url, 115200, timeout=0.1)
+        try:
+            deadline = time.monotonic() + 10
+            while srv.client is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            code, r = run_engine(board, "info", "--port", srv.url, "--json")
+        finally:
+            first.close()
+        assert srv.connections == 1 and srv.refused >= 1
+    assert code == 4, r
+    said = r["message"]
+    assert said.startswith(f"serial port {srv.url} is in use by another client"), said
+    assert "is busy: in use by 127.0.0.1:" in said  # the server's own line, quoted
+    assert "Close the other client" in said and "Broken pipe" not in said
+    assert r["hint"] is None  # no guess about cables beside it
+    assert r["flash_status"]["state"] == "untouched"
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_a_url_nothing_listens_at_says_to_start_the_server(scheme):
+    url = f"{scheme}://127.0.0.1:{_free_tcp_port()}"
+    code, r = run_engine("hi3511", "info", "--port", url, "--json")
+    assert code == 4, r
+    assert r["message"].startswith(f"cannot open serial port {url!r}: nothing accepts"), r
+    assert "camrescue emulate BOARD --serve" in r["message"]
