@@ -72,7 +72,12 @@ BLOCK = 512
 # the ~1.5 MB/s U-Boot 1.1.x reaches on a 100 Mbit/s LAN. An assumption, not a measurement.
 PACKET_TIME = 0.0003
 
-FAST_TFTP_TIMEOUT = 0.05  # s; the Clock's usual shortened network wait
+# Fast mode: the client's resend timeout (net/tftp.c TIMEOUT, 3 or 5 s on the device).
+# Ten of them without progress end in "Retry count exceeded", so 2.5 s of silence: long
+# enough that a loaded host's server is not given up on (the device itself waits 30 or
+# 50 s), short enough to resend before the lab's tftpy server, which resends every 0.2 s
+# and drops a session after 3 of those, gives up on an ACK lost on the way.
+FAST_TFTP_TIMEOUT = 0.25
 OP_RRQ, OP_WRQ, OP_DATA, OP_ACK, OP_ERROR, OP_OACK = 1, 2, 3, 4, 5, 6
 
 
@@ -195,10 +200,13 @@ class TftpClient:
         elif block % (10 * HASHES_PER_LINE) == 0:
             self.con.puts("\n\t ")
 
-    def _wait(self, sock: socket.socket, seconds: float) -> tuple[bytes, tuple[str, int]] | None:
-        """A datagram, or None after ``seconds`` of device time; Ctrl-C aborts. Fast mode
-        shortens the wait to FAST_TFTP_TIMEOUT."""
-        deadline = time.monotonic() + self.clock.timeout(seconds, fast=FAST_TFTP_TIMEOUT)
+    def deadline(self) -> float:
+        """NetSetTimeout(TIMEOUT, TftpTimeout): when the armed timer fires. Fast mode
+        shortens TIMEOUT to FAST_TFTP_TIMEOUT."""
+        return time.monotonic() + self.clock.timeout(self.v.tftp_timeout, fast=FAST_TFTP_TIMEOUT)
+
+    def _wait(self, sock: socket.socket, deadline: float) -> tuple[bytes, tuple[str, int]] | None:
+        """A datagram, or None once ``deadline`` has passed; Ctrl-C aborts."""
         while True:
             if self.con.ctrlc():
                 raise Abort()
@@ -294,6 +302,7 @@ class TftpClient:
                     self._marks(block)
                 last_block = block
                 ex.timeouts = 0
+                ex.arm()
                 offset = (block - 1) * BLOCK
                 self.clock.sleep(PACKET_TIME)
                 if self.hisi:
@@ -374,6 +383,7 @@ class TftpClient:
                         self._marks(block)
                         ex.timeouts = 0
                     last = block
+                    ex.arm()  # any ACK, a repeated one too
                     if BLOCK * block > length:
                         con.puts(f"\n\t {_mb(length)} MB upload ok.\n")
                         return 0
@@ -383,6 +393,7 @@ class TftpClient:
                     ex.server = src
                     state = "ack"
                     ex.timeouts = 0
+                    ex.arm()
                     if block * BLOCK > length:
                         con.puts("\ndone\n")
                         return length
@@ -396,7 +407,13 @@ class TftpClient:
 
 class _Exchange:
     """One TFTP transfer's socket: on each timeout resends what the state calls for
-    (net/tftp.c TftpTimeout) and gives up after ``tftp_timeout_count`` of them."""
+    (net/tftp.c TftpTimeout) and gives up after ``tftp_timeout_count`` of them.
+
+    One timer per transfer, as NetSetTimeout's: armed at the start, by a new DATA block
+    and (HiSilicon) by every ACK of an upload, and again by each timeout. A packet that
+    is ignored (a repeated DATA block, an OACK, another port's) does not re-arm it, so
+    a server that keeps resending a block the device already has does not keep the
+    device from resending its ACK."""
 
     def __init__(
         self, client: TftpClient, request: bytes, *, download: bool = False, upload: bool = False
@@ -410,7 +427,11 @@ class _Exchange:
         self.request = request
         self.upload = upload
         self.last: tuple[bytes, tuple[str, int] | None] = (request, self.dest)
+        self.arm()
         self.send_request()
+
+    def arm(self) -> None:
+        self.expires = self.client.deadline()
 
     def send_request(self) -> None:
         if self.client.hisi:
@@ -435,6 +456,7 @@ class _Exchange:
             c.con.puts("\nRetry count exceeded; starting again\n")
             raise Restart()
         c.con.puts("T" if c.hisi else "T ")
+        self.arm()
         if state in ("rrq", "wrq"):
             self.send_request()
         else:
@@ -446,7 +468,7 @@ class _Exchange:
         c = self.client
         while True:
             try:
-                got = c._wait(self.sock, c.v.tftp_timeout)
+                got = c._wait(self.sock, self.expires)
             except Abort:
                 if self.upload and c.hisi:
                     # NetLoop runs the timeout handler before "Abort"

@@ -23,6 +23,12 @@ from pathlib import Path
 
 import tftpy
 
+# tftpy resends after 0.2 s of silence and drops a session after this many resends in
+# a row: 10 s, as the engine's server (recovery/tftp/server.py session_timeout). Its
+# default, 3 (0.6 s), dropped a loaded host's emulated U-Boot in the middle of a lossy
+# download: the device resends its ACK only on its own timer (issue 19).
+RETRIES = 50
+
 
 def free_udp_port(host: str = "127.0.0.1") -> int:
     """A UDP port on ``host`` that nothing is bound to right now."""
@@ -57,7 +63,7 @@ class TftpServer:
 
         def serve() -> None:
             try:
-                self._server.listen(self.host, self.port, timeout=0.2)
+                self._server.listen(self.host, self.port, timeout=0.2, retries=RETRIES)
             except BaseException as e:  # reported by start(), not printed by the thread
                 self.error = e
                 self._server.is_running.set()
