@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import root_image, vendor_flash
 from harness.lab.console import ConsoleClient as Term
+from harness.lab.tftp import uploaded
 
 SEED_NAME = "000_031bf1944ef4fc76.txt"
 
@@ -501,7 +502,8 @@ def test_tftp_upload_sends_the_flash_range(board):
         ), out
     else:
         assert "Bytes transferred = 131072 (20000 hex)" in out
-    assert (root / "backup.bin").read_bytes() == dev.flash.read(0x100000, 0x20000)
+    # the server finishes the file after the device's last ACK: wait for it
+    assert uploaded(root / "backup.bin", 0x20000) == dev.flash.read(0x100000, 0x20000)
 
 
 def test_tftp_missing_file_retries_until_ctrl_c(board):

@@ -12,12 +12,12 @@ import threading
 import time
 import zlib
 from contextlib import closing
-from pathlib import Path
 
 import pytest
 
 from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import vendor_flash
+from harness.lab.tftp import uploaded
 from recovery.tftp.server import TftpServer as EngineTftpServer
 from tests.test_emu_hi3511 import PROMPT, attach
 
@@ -201,16 +201,6 @@ def test_upstream_stores_an_escape_sequence_as_typed():
         term.close()
 
 
-def _uploaded(path: Path, size: int, timeout: float = 10.0) -> bytes:
-    """The file a TFTP upload wrote, once it holds ``size`` bytes (or what it holds then)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.stat().st_size >= size:
-            break
-        time.sleep(0.01)
-    return path.read_bytes() if path.exists() else b""
-
-
 def test_hisilicon_tftp_with_an_address_only_uploads_again(tftp_server):
     """common/cmd_net.c: upload_size is a global only ``tftp addr file`` clears."""
     root, port = tftp_server
@@ -218,12 +208,12 @@ def test_hisilicon_tftp_with_an_address_only_uploads_again(tftp_server):
         term = attach(dev)
         assert "upload ok" in term.cmd("tftp 0x34100000 up.bin 0x200", timeout=20)
         # the server finishes the file after the device's last ACK: wait for it
-        assert _uploaded(root / "up.bin", 0x200) == dev.flash.read(0x100000, 0x200)
+        assert uploaded(root / "up.bin", 0x200) == dev.flash.read(0x100000, 0x200)
         (root / "up.bin").unlink()
         term.cmd("setenv bootfile up.bin")
         out = term.cmd("tftp 0x34f00000", timeout=20)
         assert "Upload Filename 'up.bin'." in out and "upload ok" in out
-        assert _uploaded(root / "up.bin", 0x200) == dev.flash.read(0x100000, 0x200)
+        assert uploaded(root / "up.bin", 0x200) == dev.flash.read(0x100000, 0x200)
         term.close()
 
 

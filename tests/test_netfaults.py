@@ -19,7 +19,7 @@ from emulators.hi3511 import Hi3511Device
 from harness.firmware.hi3511 import root_image, vendor_flash
 from harness.lab.console import attach
 from harness.lab.netfaults import TftpFaultProxy, TftpFaults, interpose
-from harness.lab.tftp import TftpServer
+from harness.lab.tftp import TftpServer, uploaded
 
 PROMPT = "hilinux # "
 
@@ -41,7 +41,8 @@ def test_a_clean_proxy_passes_downloads_and_uploads_unchanged(server, tmp_path):
         _client(proxy).download("fw.bin", str(tmp_path / "got"), timeout=2)
         assert (tmp_path / "got").read_bytes() == data
         _client(proxy).upload("back.bin", str(tmp_path / "got"), timeout=2)
-    assert (server.root / "back.bin").read_bytes() == data
+    # the server closes the file after it sent the last ACK: wait for it
+    assert uploaded(server.root / "back.bin", len(data)) == data
     st = proxy.stats
     blocks = len(data) // 512 + 1
     # RRQ + blocks DATA + blocks ACK, then WRQ + ACK0 + blocks DATA + blocks ACK

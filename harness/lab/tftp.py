@@ -19,6 +19,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 
 import tftpy
@@ -35,6 +36,19 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def uploaded(path: Path, size: int, timeout: float = 10.0) -> bytes:
+    """The file an upload to the server wrote, once it holds ``size`` bytes (or what it
+    holds after ``timeout`` seconds). tftpy acknowledges the last block before it closes
+    the file, so a client (or the emulated U-Boot's ``upload ok``) can be done before
+    the file is complete."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size >= size:
+            break
+        time.sleep(0.01)
+    return path.read_bytes() if path.exists() else b""
 
 
 class TftpServer:
