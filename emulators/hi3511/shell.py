@@ -241,17 +241,7 @@ class Shell:
         """The time between power-on and the countdown: keys sent then are waiting."""
         ub = self.ub
         uart = ub.con.uart
-        if ub.clock.realtime:
-            ub.clock.sleep(profile.BOOT_TIME)
-            return
-        deadline = time.monotonic() + ub.clock.fast_absent
-        while uart.pending_to_host() and time.monotonic() < deadline:
-            if uart.input_waiting():
-                return
-            time.sleep(0.005)
-        deadline = time.monotonic() + ub.clock.fast_grace
-        while not uart.input_waiting() and time.monotonic() < deadline:
-            time.sleep(0.005)
+        ub.clock.input_window(uart, profile.BOOT_TIME)
 
     def abortboot(self, bootdelay: int) -> bool:
         ub = self.ub
