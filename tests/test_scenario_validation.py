@@ -191,3 +191,12 @@ def test_a_file_next_to_the_scenario_is_found_from_anywhere(
     (d / "images" / "instar.jffs2").rename(d / "instar.jffs2")  # not where the file says
     with pytest.raises(ScenarioError, match=r"s.yaml:5:.*no such file '.*/mine/images/instar"):
         load_scenario(f)
+
+
+def test_a_number_where_text_is_wanted_says_to_quote_it() -> None:
+    text = GOOD.replace("firmware: A}", "firmware: A, bootdelay: 0}")
+    with pytest.raises(
+        ScenarioError, match=r'x.yaml:3:\d+: flash.bootdelay: .*got 0 \(write it in quotes: "0"\)'
+    ):
+        parse_scenario(text, "x.yaml")
+    parse_scenario(text.replace("bootdelay: 0", 'bootdelay: "0"'), "x.yaml")

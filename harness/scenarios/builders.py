@@ -237,7 +237,12 @@ def check_call(
                 ]
                 continue
             if not accepts(arg.type, v):
-                out.append((key, f"{info.name}'s {key} is {arg.type_text()}, got {v!r}"))
+                quote = (
+                    f' (write it in quotes: "{v}")'
+                    if accepts(arg.type, str(v)) and isinstance(v, int | float)
+                    else ""
+                )
+                out.append((key, f"{info.name}'s {key} is {arg.type_text()}, got {v!r}{quote}"))
             elif arg.choices and v not in arg.choices:
                 hint = difflib.get_close_matches(str(v), [str(c) for c in arg.choices], 1)
                 out.append(
