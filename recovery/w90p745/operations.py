@@ -150,6 +150,8 @@ class RestoredImage:
     size: int
     verified: bool
     loader_said: str = ""
+    attempts: int = 1  # fx runs it took (a retry is also told on stderr as it happens)
+    retried_because: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -745,8 +747,14 @@ def restore(
     table_after = [e.line() for e in after]
     seconds = time.monotonic() - t0
     how = "read back and compared" if verify == "full" else "size checked only (--verify size)"
+    retried = "".join(
+        f"image {r.number} ({r.name}) took {r.attempts} tries: {'; '.join(r.retried_because)}\n"
+        for r in done
+        if r.attempts > 1
+    )
     return RestoreResult(
         message=f"restored {len(done)} image(s) from {dump_dir} in {seconds:.1f} s, each {how}\n"
+        + retried
         + (f"{backed_up}\n" if backed_up else "")
         + "\n".join(table_after),
         dump_dir=str(dump_dir),
@@ -824,7 +832,12 @@ def _restore_one(
     sent = padded_length(len(d.data))
     problems: list[str] = []
     said = ""
-    for _attempt in range(tries):
+    for attempt in range(tries):
+        if problems:
+            con.notify(
+                f"image {e.number} ({e.name}): {problems[-1]}; sending it again "
+                f"(try {attempt + 1} of {tries})"
+            )
         table = con.list_images()
         exists = any(c.number == e.number for c in table)
         size = len(d.data)
@@ -855,7 +868,15 @@ def _restore_one(
             if bad is not None:
                 problems.append(f"read back differs at 0x{bad:08X}")
                 continue
-        return RestoredImage(e.number, e.name, e.size, verify == "full", said.strip()[-200:])
+        return RestoredImage(
+            e.number,
+            e.name,
+            e.size,
+            verify == "full",
+            said.strip()[-200:],
+            attempts=attempt + 1,
+            retried_because=problems,
+        )
     raise VerifyError(
         f"image {e.number} ({e.name}) could not be written and checked in {tries} tries: "
         + "; ".join(problems[-3:]),
