@@ -200,3 +200,18 @@ def test_a_number_where_text_is_wanted_says_to_quote_it() -> None:
     ):
         parse_scenario(text, "x.yaml")
     parse_scenario(text.replace("bootdelay: 0", 'bootdelay: "0"'), "x.yaml")
+
+
+def test_a_builder_that_fails_at_run_time_says_so_without_a_traceback(tmp_path: Path) -> None:
+    """What loading cannot know (a size the builder refuses) is the scenario's error
+    with its line, not the harness's traceback."""
+    (tmp_path / "rt.yaml").write_text(
+        "name: runtime-builder\nboard: w90p745\nfiles:\n"
+        "  x.bin: {builder: rich_image, size: -1}\n"
+        'steps:\n  - console: {line: "ls -al", expect: "bootloader > "}\n'
+    )
+    ran = _cli("run", "rt.yaml", "--report", "rep", cwd=tmp_path)
+    out = ran.stdout + ran.stderr
+    assert ran.returncode == 1, out
+    assert "rt.yaml:4: file x.bin: cannot make rich_image(size=-1): " in out
+    assert "Traceback" not in out and 'File "' not in out

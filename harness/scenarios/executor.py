@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from emulators.serial import LinkFaults
-from harness.boards import BOARDS
+from harness.boards import BOARDS, Unavailable
 from harness.lab.console import ConsoleTimeout
 from harness.lab.devices import Lab, LabDevice
 from harness.lab.faults import TftpPowerCut
@@ -321,6 +321,10 @@ def run_scenario(
             res.failures += _crash_failures(ctx)
             res.check_time = time.monotonic() - t0
         res.outcome = "failed" if res.failures else "passed"
+    except SetupError as e:  # an image could not be made: the scenario's own words
+        res.outcome = "error"
+        res.reason = str(e)
+        res.failures.append(FailureRecord("the scenario could not run", "", str(e), line=e.line))
     except Exception as e:  # setup or harness error: report it, keep the evidence
         res.outcome = "error"
         res.reason = f"{type(e).__name__}: {e}"
@@ -343,6 +347,24 @@ def run_scenario(
     return res
 
 
+class SetupError(Exception):
+    """An image of the scenario could not be made (a builder refused its arguments,
+    a file is missing): said with the scenario's line, without a traceback."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def _image(ctx: RunContext, im: ImageSpec, board: str, device: str, what: str, **kw: Any) -> bytes:
+    try:
+        return ctx.image(im, board, device, **kw)
+    except (OSError, ValueError, TypeError, Unavailable) as e:
+        raise SetupError(
+            f"{ctx.scenario.path}:{im.line}: {what}: cannot make {im.describe()}: {e}", im.line
+        ) from e
+
+
 def _setup(ctx: RunContext, res: ScenarioResult) -> None:
     sc = ctx.scenario
     network_devices = {
@@ -355,7 +377,14 @@ def _setup(ctx: RunContext, res: ScenarioResult) -> None:
         flash: Any = None
         if d.flash is not None and d.flash.kind != "factory":
             flash = (
-                ctx.image(d.flash, d.board, name, BOARDS[d.board].flash_size)
+                _image(
+                    ctx,
+                    d.flash,
+                    d.board,
+                    name,
+                    f"the flash of {name}",
+                    size_hint=BOARDS[d.board].flash_size,
+                )
                 if d.flash.kind != "erased"
                 else "erased"
             )
@@ -375,7 +404,7 @@ def _setup(ctx: RunContext, res: ScenarioResult) -> None:
             power=d.start,
         )
     for fname, im in sc.files.items():
-        ctx.lab.put_file(fname, ctx.image(im, sc.board, sc.main_device))
+        ctx.lab.put_file(fname, _image(ctx, im, sc.board, sc.main_device, f"file {fname}"))
 
 
 def _crash_failures(ctx: RunContext) -> list[FailureRecord]:
