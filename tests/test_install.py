@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,8 +100,12 @@ def test_pip_install_gives_a_camrescue_command_that_runs_outside_the_checkout(
         assert r.returncode == 0, (args, r.stderr)
     r = run("sample-image", "hi3511", "--out", "root.jffs2")
     assert r.returncode == 0 and (elsewhere / "root.jffs2").stat().st_size > 0, r.stderr
+    # an installed camrescue has no bundled scenarios: it lists the ./scenarios it is given
+    (elsewhere / "scenarios").mkdir()
+    shutil.copy(ROOT / "scenarios" / "hi3511-backup-verify.yaml", elsewhere / "scenarios")
     r = run("scenarios", "list")
     assert r.returncode == 0, r.stderr
+    assert re.search(r"hi3511-backup-verify\s.*\bready\b", r.stdout), r.stdout
 
 
 # -- pipx and uv ----------------------------------------------------------------------------
@@ -128,10 +133,9 @@ def _pip_index() -> str | None:
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env["HOME"] = str(tmp_path / "home")  # nothing lands in the real home
-    (tmp_path / "home").mkdir()
-    return env
+    """This environment, less the test venv's marks; HOME stays (pip's user configuration
+    is read from it), the installers' homes are set by the callers."""
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
 
 
 def _pipx_install(src: Path, tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
