@@ -121,6 +121,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
     b = sub.add_parser(
         "builders",
         help="list the firmware builders a scenario may name, with their arguments",
+        description="The firmware builders a scenario may name ({builder: NAME, ...}), with "
+        "their arguments, types, defaults and the values some take, read from the builders.",
+        epilog="examples:\n"
+        "  camrescue scenarios builders\n      every board's builders\n"
+        "  camrescue scenarios builders hi3511\n      the Hi3511's: vendor_flash, root_image, ...\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     b.add_argument("boards", nargs="*", metavar="BOARD", help="only these boards (default: all)")
     b.set_defaults(func=builders_command)
