@@ -21,6 +21,7 @@ from test_hi3511_engine import camera, run_engine
 from harness.firmware import root_image, vendor_flash
 from harness.lab.faults import LinkByteFault, arm
 from recovery.hi3511.driver import UBoot
+from recovery.transport import Port
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +84,20 @@ def test_power_cut_while_typing_is_reported_at_once(monkeypatch, image, verb, st
         code, r2, _ = run_engine(*words[1:], *opts[2:], "--no-boot")
         assert code == 0, r2
         assert dev.flash.read(0, len(before)) == after
+
+
+def test_a_restart_while_the_sync_marker_is_typed_is_met_once_more():
+    """The power comes back as the engine attaches (a person cycling it, as told): the
+    banner arrives instead of the sync marker's answer. Nothing was written yet, so the
+    driver stops the new countdown and syncs again instead of failing."""
+    with camera(vendor_flash("A")) as (dev, _opts), Port(dev.path) as port:
+        ub = UBoot(port)
+        boots = dev.boots
+        fault = LinkByteFault("power_cut", 4, "host", power_back=0.05)
+        armed = arm(SimpleNamespace(device=dev), fault)
+        try:
+            ub.sync()  # Ctrl-C, then "echo CRSYNC...": the cut lands in "ech"
+        finally:
+            armed.stop()
+        assert armed.fired and dev.boots == boots + 1
+        assert ub.version().startswith("U-Boot 1.1.4")  # at the prompt, in sync
