@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -311,6 +312,27 @@ def _free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
+def _until_socat_holds(pid: int, dev, baud: int, timeout: float = 30) -> None:
+    """Wait until process ``pid`` has the device's pty open and the pty is at ``baud``."""
+    tty = os.path.realpath(dev.path)
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            fds = os.listdir(f"/proc/{pid}/fd")
+            held = any(_readlink(f"/proc/{pid}/fd/{fd}") == tty for fd in fds)
+            if held and dev.uart.host_baud() == baud:
+                return
+        assert time.monotonic() < deadline, "socat never opened the pty"
+        time.sleep(0.01)
+
+
+def _readlink(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return ""
+
+
 @pytest.mark.interop
 @pytest.mark.parametrize("speed", [None, "b115200"])
 def test_socat_needs_the_baud_when_the_pty_was_left_at_another(speed, hi3511_flash):
@@ -337,6 +359,9 @@ def test_socat_needs_the_baud_when_the_pty_was_left_at_another(speed, hi3511_fla
                     assert time.monotonic() < deadline
                     time.sleep(0.05)
             with conn:
+                # socat opens the pty (and sets its speed) only after it accepted the
+                # connection: power on once it has, or the banner leaves at the old speed
+                _until_socat_holds(proc.pid, dev, 115200 if speed else 9600)
                 dev.power_on()
                 seen = b""
                 while time.monotonic() < deadline + 10:
