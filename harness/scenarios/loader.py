@@ -7,7 +7,9 @@
 (name, board, markers, requires, timeout), devices and files are checked here;
 steps in :mod:`harness.scenarios.steps`, the final ``expect:`` in
 :mod:`harness.scenarios.expect_schema`, and the pieces they share in
-:mod:`harness.scenarios.values`. docs/scenarios.md is the guide for writers.
+:mod:`harness.scenarios.values`; then what the file names is checked against
+the code (builders and their arguments, files, engine command lines) in
+:mod:`harness.scenarios.validate`. docs/scenarios.md is the guide for writers.
 """
 
 from __future__ import annotations
