@@ -69,6 +69,9 @@ def test_power_cut_while_typing_is_reported_at_once(monkeypatch, image, verb, st
             in (r["message"])
         ), r
         assert "stopped at the U-Boot prompt" in r["message"], r
+        assert "check the camera's power supply" in r["hint"], r
+        if status_resume := r["flash_status"]["resume"]:
+            assert status_resume in r["hint"], r  # what finishes the job comes first
         status = r["flash_status"]
         assert status["state"] == state, status
         if state == "untouched":

@@ -313,7 +313,8 @@ class UBoot:
         self._catch_countdown()
         raise ConsoleError(
             f"the camera restarted (power cut or watchdog) during {during}; it is stopped "
-            "at the U-Boot prompt"
+            "at the U-Boot prompt",
+            hint="check the camera's power supply and its cable before going on",
         )
 
     def _catch_countdown(self) -> None:
