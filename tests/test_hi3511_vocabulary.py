@@ -141,3 +141,46 @@ def test_scenarios_take_the_device_names():
     sc = parse_scenario(text, Path("scenarios") / "x.yaml")
     rng = sc.expect.flash[0].range
     assert (rng.start, rng.end) == (0x10000, 0x20000)
+
+
+ADDRESS_KEYS = {"address", "offset", "base", "load", "entry", "exec_addr", "load_addr", "next_addr"}
+
+
+def _addresses(obj, found: list) -> list:
+    """Every value under an address key, at any depth, with the flash_status ranges."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in ADDRESS_KEYS or (k in ("start", "end") and "state" in obj):
+                found.append((k, v))
+            else:
+                _addresses(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _addresses(v, found)
+    return found
+
+
+@pytest.mark.parametrize("board", ["hi3511", "w90p745", "xr872"])
+def test_every_board_writes_addresses_as_hex_strings(board):
+    """One rule for every board's --json (issue 20): addresses and offsets are hex
+    strings, sizes integers."""
+    if board == "hi3511":
+        with camera(FLASH_A) as (_dev, opts):
+            _code, r, _ = run_engine("hi3511", "info", *opts)
+    elif board == "w90p745":
+        from emulators.w90p745 import W90P745Device
+
+        with W90P745Device(seed=5) as dev:
+            _code, r, _ = run_engine("w90p745", "info", "--port", dev.path, "--json")
+    else:
+        from emulators.xr872 import XR872Device
+
+        fast = ["--boot-wait", "0.5", "--timeout", "0.5", "--settle", "0.1"]
+        with XR872Device(seed=5) as dev:
+            _code, r, _ = run_engine("xr872", "info", "--port", dev.path, "--json", *fast)
+    assert r["ok"], r
+    found = _addresses(r, [])
+    assert len(found) >= 4, r
+    for key, value in found:
+        assert isinstance(value, str) and value.startswith("0x"), (key, value)
+        int(value, 16)
