@@ -294,10 +294,15 @@ def server_refusal(url: str, received: bytes = b"", *, timeout: float = 1.0) -> 
     address = _network_address(url)
     if address is None:
         return None
-    m = _REFUSAL.search(received) or _REFUSAL.search(_first_line(address, timeout))
-    if m is None:
-        return None
-    return m.group(0).decode("latin-1").strip()
+    for said in (received, None):
+        if said is None:
+            said = _first_line(address, timeout)
+        # a refusal is the first thing the server says: a board's console text that
+        # mentions "busy" later on is not one
+        first = said.lstrip(b"\r\n").split(b"\n", 1)[0]
+        if _REFUSAL.fullmatch(first.rstrip(b"\r")):
+            return first.decode("latin-1").strip()
+    return None
 
 
 def busy_server_text(url: str, line: str) -> str:

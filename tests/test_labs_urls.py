@@ -413,3 +413,17 @@ def test_a_url_nothing_listens_at_says_to_start_the_server(scheme):
     assert code == 4, r
     assert r["message"].startswith(f"cannot open serial port {url!r}: nothing accepts"), r
     assert "camrescue emulate BOARD --serve" in r["message"]
+
+
+def test_only_a_first_line_that_says_busy_is_a_refusal():
+    """The server's refusal is the first thing a connection gets; a board's console text
+    that says "busy" later is not one (nothing listens at the URL, so no second look)."""
+    from recovery.ports import server_refusal
+
+    url = f"socket://127.0.0.1:{_free_tcp_port()}"
+    line = b"camrescue: socket://127.0.0.1:1 (hi3511) is busy: in use by 127.0.0.1:2 (...)"
+    assert server_refusal(url, line + b"\r\n") == line.decode()
+    assert server_refusal(url, b"\r\n" + line) == line.decode()
+    assert server_refusal(url, b"U-Boot 1.1.4\r\n" + line + b"\r\n") is None
+    assert server_refusal(url, b"") is None
+    assert server_refusal("/dev/ttyUSB0", line) is None
