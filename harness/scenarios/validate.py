@@ -98,9 +98,13 @@ def _images(sc: Scenario) -> list[tuple[str, str, ImageSpec]]:
 
 # -- where things are in the YAML ------------------------------------------------------
 def _walk(node: yaml.Node) -> list[yaml.Node]:
-    out, todo = [], [node]
+    """Every node once: a YAML alias shares its node, so an alias bomb is a small graph."""
+    out, todo, seen = [], [node], set()
     while todo:
         n = todo.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
         out.append(n)
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
