@@ -23,16 +23,20 @@ from recovery.w90p745.driver import W90Console
 from recovery.w90p745.operations import FLASH_BASE, dump
 
 
-@pytest.fixture
-def tiny_disk(tmp_path):
-    """A 2 MiB file system (tmpfs; needs root and mount rights, else skipped)."""
-    d = tmp_path / "tiny"
+def _tmpfs(d: Path, size: str) -> Path:
+    """``d`` as a tmpfs of ``size`` (root and mount rights needed, else the test is skipped)."""
     d.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(d)], capture_output=True
-    )
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)],
+                       capture_output=True)  # fmt: skip
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    return d
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 2 MiB file system."""
+    d = _tmpfs(tmp_path / "tiny", "2m")
     try:
         yield d
     finally:
@@ -89,13 +93,7 @@ def test_the_engine_counts_only_what_is_left_to_read(tmp_path):
     webui (446 KiB) fits with the 1 MiB margin; once it is there, adding BOOT INFO in the
     same directory needs only BOOT INFO's room (webui again would not fit), and a dump of
     every image is refused with the sizes (in ``facts``) before a page is read."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(disk)], capture_output=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {r.stderr.decode().strip()}")
+    disk = _tmpfs(tmp_path / "disk", "1600k")
     dev = _camera()
     quiet = {"progress": False, "notify": lambda _m: None}
     try:

@@ -120,13 +120,19 @@ def test_restore_over_a_line_that_corrupts_one_block_byte(tmp_path):
         state["seen"] = seen[-64:]
         return data
 
+    told: list[str] = []
     with W90P745Device(seed=4, initial_flash=flash) as dev:
         with cable(dev, to_device=corrupt_block_5) as c, Port(c.path) as port:
-            result = restore(port, out, progress=False, notify=quiet, baud=115200)
+            result = restore(port, out, progress=False, notify=told.append, baud=115200)
             log = port.transcript_text()
         assert state["done"]
         assert dev.flash.read(BASE - 0x7F000000, len(DATA)) == DATA
     assert result.images[0].verified
+    # the retry is told as it happens and in the result (test_w90_restore_retry_report.py)
+    assert result.images[0].attempts == 2
+    assert "stored 0x2400 bytes for 0x2380 sent" in result.images[0].retried_because[0]
+    assert [t for t in told if "sending it again (try 2 of 5)" in t]
+    assert "image 9 (tiny) took 2 tries" in result.message
     # the loader NAKed block 5, took the resent copy 128 bytes later; the engine saw
     # the grown size in ls, deleted the image and sent it again
     assert "\\x15" in log
@@ -153,13 +159,17 @@ def test_restore_over_a_line_that_loses_one_ack(tmp_path):
             out.append(b)
         return bytes(out)
 
+    told: list[str] = []
     with W90P745Device(seed=4, initial_flash=flash) as dev:
         with cable(dev, to_host=drop_tenth_ack) as c, Port(c.path) as port:
-            result = restore(port, out, progress=False, notify=quiet, baud=115200)
+            result = restore(port, out, progress=False, notify=told.append, baud=115200)
             log = port.transcript_text()
         assert state["dropped"]
         assert dev.flash.read(BASE - 0x7F000000, len(DATA)) == DATA
     assert result.images[0].verified
+    assert result.images[0].attempts == 2
+    assert "Xmodem download" in result.images[0].retried_because[0]
+    assert [t for t in told if "sending it again (try 2 of 5)" in t]
     # the engine ended the stuck transfer with CAN, the loader said so, fx ran again
     assert "\\x18\\x18\\x18\\x18\\x18" in log
     assert "Download error!" in log
