@@ -74,3 +74,20 @@ def test_the_relative_file_is_the_scenarios_not_the_working_directorys(tmp_path:
     (tmp_path / "data" / "blob.bin").write_bytes(b"\x00" * 64)
     ran = _cli("run", str(f), "--report", str(tmp_path / "rep"), cwd=tmp_path)
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+def test_a_bundled_scenario_runs_by_its_name_and_a_wrong_name_is_named(tmp_path: Path) -> None:
+    listed = _cli("list", "hi3511-seed-by-hand", "nosuch-scenario", cwd=tmp_path)
+    assert listed.returncode == 2, listed.stdout + listed.stderr
+    assert re.search(
+        r"hi3511-seed-by-hand\s+\|\s+hi3511\s+\|.*scenarios/hi3511-seed-by-hand.yaml\s+\|\s+ready",
+        listed.stdout,
+    )
+    assert (
+        "nosuch-scenario: no such file or directory, and no bundled scenario of that name"
+        in listed.stderr
+    )
+    ran = _cli("run", "hi3511-seed-by-hand", "--report", "rep", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert sorted(r["outcome"] for r in results) == ["passed", "passed"]  # both U-Boot variants

@@ -42,6 +42,17 @@ def bundled_scenarios() -> Path:
     return here if here.is_dir() else Path.cwd() / "scenarios"
 
 
+def by_name(paths: list[str]) -> list[str]:
+    """Each path as given, except a bare name of a bundled scenario (``hi3511-backup-verify``,
+    not a file here), which becomes that bundled file."""
+    out = []
+    for p in paths:
+        q = Path(p)
+        bundled = bundled_scenarios() / f"{p}.yaml"
+        out.append(str(bundled) if not q.exists() and q.name == p and bundled.is_file() else p)
+    return out
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "scenarios",
@@ -55,7 +66,7 @@ def register_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPar
         "paths",
         nargs="*",
         metavar="PATH",
-        help="scenario files or directories (default: the bundled set)",
+        help="scenario files, directories or bundled scenario names (default: the bundled set)",
     )
     r.add_argument(
         "-n",
@@ -165,7 +176,7 @@ def load_all(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
     errors: list[str] = []
     for p in map(Path, paths):
         if not p.exists() and p.suffix not in (".yaml", ".yml"):  # a file: load_scenario says
-            errors.append(f"{p}: no such file or directory")
+            errors.append(f"{p}: no such file or directory, and no bundled scenario of that name")
         elif p.is_file() and p.suffix not in (".yaml", ".yml"):
             errors.append(f"{p}: not a scenario file (scenario files end in .yaml or .yml)")
     for f in files:
@@ -177,6 +188,7 @@ def load_all(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    args.paths = by_name(args.paths or [])
     files, errors = load_all(args.paths or [bundled_scenarios()])
     if errors:
         for e in errors:
@@ -237,14 +249,17 @@ def _short_reason(reason: str) -> str:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    paths = args.paths or [bundled_scenarios()]
+    paths = by_name(args.paths or []) or [bundled_scenarios()]
     files = discover(paths)
     rows = [("scenario", "board", "file", "status")]
     bad = 0
     for p in map(Path, paths):
         if not p.exists() and p.suffix not in (".yaml", ".yml"):
             bad += 1
-            print(f"{p}: no such file or directory", file=sys.stderr)
+            print(
+                f"{p}: no such file or directory, and no bundled scenario of that name",
+                file=sys.stderr,
+            )
             rows.append(("?", "?", str(p), "INVALID: no such file or directory"))
     for f in files:
         try:
