@@ -79,7 +79,7 @@ def footer(number: int, name: str, base: int, data: bytes, exec_addr: int, flags
 
 
 def bootinfo() -> bytes:
-    """The seed unit's BOOT INFO (0x48 bytes, the layout of a real unit's dump)."""
+    """The field unit's BOOT INFO (0x48 bytes, the layout of a real unit's dump)."""
     return struct.pack(
         "<II6s2sI12sII8sIIiII4s",
         0x48,
@@ -136,7 +136,7 @@ def flash_with(
 
 
 def vendor_flash(seed: int = 0, rich: bool = True) -> bytes:
-    """The seed's image table with deterministic data (``rich``: 0x7F/0x20-rich)."""
+    """The field unit's image table (the W90P745 write-up) with deterministic data (``rich``: 0x7F/0x20-rich)."""
     images = []
     for number, name, base, size, exec_addr, flags in SEED_TABLE:
         data = (

@@ -262,7 +262,7 @@ def xr872_flash(
 
 
 def bricked_flash(original: bytes, seed: int = 0) -> bytes:
-    """The seed's brick: an XR809 ``xr_system.img`` written at 0 over a working
+    """The field case's brick (the XR872 write-up): an XR809 ``xr_system.img`` written at 0 over a working
     XR872 flash (PhoenixMC erases and writes only what the image covers, so the
     rest, including the system info, stays)."""
     return build_flash(build_image(xr809_sections(seed)), base=original)
