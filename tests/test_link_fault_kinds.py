@@ -232,7 +232,7 @@ board: w90p745
 device: {seed: 1, start: prompt}
 steps:
   - fault: {drop_byte: {at_byte: 0, direction: host}}
-  - console: {line: "xls -al", expect: "Image: 8 name:webui"}
+  - console: {line: "xls -al", expect: 'name:webui[^\\n]*\\n\\s*bootloader > ', regex: true}
   - fault: {corrupt_byte: {at_byte: 1, direction: device, xor: 0x20}}
   - console: {line: "ls", expect: "lS"}
   - fault: {drop_byte: {at_byte: 5, direction: device, after_text: "never"}}
