@@ -272,13 +272,15 @@ def test_manifest_entry_round_trip():
     assert d == {
         "number": 7,
         "name": "linux",
-        "base": 0x7F020000,
+        "base": "0x7f020000",
         "size": 0xBF700,
-        "exec_addr": 0x8000,
+        "exec_addr": "0x8000",
         "flags": "acxz",
         "line": e.line(),
     }
     assert ImageEntry.from_json(d) == e
+    # a dump made before addresses were hex strings still reads
+    assert ImageEntry.from_json({**d, "base": 0x7F020000, "exec_addr": 0x8000}) == e
 
 
 @pytest.mark.parametrize(
@@ -290,7 +292,10 @@ def test_manifest_entry_round_trip():
         {"flags": "a x"},
         {"number": "seven"},
         {"size": None},
-        {"base": "0x7F020000"},
+        {"base": "7F020000"},
+        {"base": "0x"},
+        {"exec_addr": True},
+        {"exec_addr": 0x8000 + 0.5},
     ],
 )
 def test_manifest_entry_with_a_bad_field_is_refused(change):

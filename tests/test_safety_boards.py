@@ -34,7 +34,7 @@ def _sent_since(dev, mark: int) -> int:
 
 def _dumped(dump_dir: Path) -> list[tuple[int, bytes]]:
     manifest = json.loads((dump_dir / "manifest.json").read_text())
-    return [(int(r["base"]), (dump_dir / r["file"]).read_bytes()) for r in manifest["images"]]
+    return [(int(r["base"], 0), (dump_dir / r["file"]).read_bytes()) for r in manifest["images"]]
 
 
 # -- W90P745 ------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_the_engine_counts_only_what_is_left_to_read(tmp_path):
 
 def webui_base(result) -> int:
     manifest = json.loads(Path(result.manifest).read_text())
-    return next(int(i["base"]) for i in manifest["images"] if i["name"] == "webui")
+    return next(int(i["base"], 0) for i in manifest["images"] if i["name"] == "webui")
 
 
 def test_an_unwritable_dump_directory_is_refused_before_reading(tmp_path):

@@ -32,7 +32,7 @@ def flash_bytes(dev: W90P745Device, entry: ImageEntry | dict) -> bytes:
         (entry.base, entry.size)
         if isinstance(entry, ImageEntry)
         else (
-            entry["base"],
+            int(entry["base"], 0),
             entry["size"],
         )
     )

@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from recovery.jsonout import hex_address
+
 PAGE_SIZE = 256
 LINES_PER_PAGE = 16
 PROMPT = "bootloader > "
@@ -180,7 +182,11 @@ class ImageEntry:
         )
 
     def to_json(self) -> dict[str, object]:
+        """The entry as manifests and ``--json`` write it: ``base`` and ``exec_addr`` as
+        hex strings (one rule for addresses, :func:`recovery.jsonout.hex_address`)."""
         d: dict[str, object] = asdict(self)
+        d["base"] = hex_address(self.base)
+        d["exec_addr"] = hex_address(self.exec_addr)
         d["line"] = self.line()
         return d
 
@@ -190,9 +196,9 @@ class ImageEntry:
             entry = cls(
                 number=int(d["number"]),  # type: ignore[call-overload]
                 name=str(d["name"]),
-                base=int(d["base"]),  # type: ignore[call-overload]
+                base=_address(d["base"]),
                 size=int(d["size"]),  # type: ignore[call-overload]
-                exec_addr=int(d["exec_addr"]),  # type: ignore[call-overload]
+                exec_addr=_address(d["exec_addr"]),
                 flags=str(d["flags"]),
             )
         except (KeyError, TypeError, ValueError) as e:
@@ -321,3 +327,13 @@ def parse_footer(raw: bytes) -> Footer | None:
         return None
     name = raw[20:36].split(b"\0", 1)[0].decode("latin-1")
     return Footer(w[0], w[1], w[2], w[3], w[4], name, w[9], w[11])
+
+
+def _address(value: object) -> int:
+    """A manifest's address: a ``0x`` hex string, or an int (dumps made before
+    addresses were written in hex). Anything else is refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"0[xX][0-9A-Fa-f]{1,8}", value):
+        return int(value, 16)
+    raise ValueError(f"not an address: {value!r}")
