@@ -179,12 +179,8 @@ def warn(text: str) -> None:
 
 
 def add_force_option(parser: argparse.ArgumentParser, flag: str = "--force") -> None:
-    """``--force``: replace an existing output file (refused by default).
-
-    :func:`add_output_options` already adds it; a second call for the same flag
-    does nothing (a board's CLI may still call it for the operations it names)."""
-    if flag in parser._option_string_actions:
-        return
+    """``--force``: replace an existing output file (refused by default);
+    :func:`add_output_options` adds it to every operation."""
     parser.add_argument(
         flag,
         dest="force_overwrite",

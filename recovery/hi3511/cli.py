@@ -14,7 +14,6 @@ from typing import Any
 
 from recovery.cliutil import (
     add_board_parser,
-    add_force_option,
     add_operation_parser,
     add_output_options,
     add_port_options,
@@ -261,7 +260,6 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--include-bootloader", action="store_true", help="all 16 MiB, boot loader included"
     )
-    add_force_option(p)
     p.set_defaults(
         func=lambda a: run_operation(
             a,
@@ -302,7 +300,6 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--remote-name", metavar="NAME", help="file name the camera asks the TFTP server for"
     )
-    add_force_option(p)
     _trust_option(p)
 
     def _flash(a: argparse.Namespace) -> int:
@@ -393,7 +390,6 @@ def register_cli(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="do not back up the flash before restoring (not recommended)",
     )
-    add_force_option(p)
     _trust_option(p)
 
     def _restore(a: argparse.Namespace) -> int:
