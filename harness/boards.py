@@ -35,7 +35,9 @@ class BoardSpec:
     ``partition_aliases`` are partition names used before (issue 20: one vocabulary
     with the engine): a scenario may still use them, with a note on stderr
     (:meth:`resolve_partition`); the target is today's name, or ``start+length``
-    for a range that no longer has a name.
+    for a range that no longer has a name. ``option_choices`` are the values a
+    device option takes, where it takes only some (checked when a scenario loads;
+    tests/test_scenario_validation.py pins them to the emulators' own lists).
     """
 
     name: str
@@ -55,6 +57,7 @@ class BoardSpec:
     block_size: int = 0x10000
     option_aliases: Mapping[str, str] = field(default_factory=dict)
     partition_aliases: Mapping[str, str] = field(default_factory=dict)
+    option_choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def all_partitions(self) -> dict[str, tuple[int, int]]:
         return {"all": (0, self.flash_size), **self.partitions}
@@ -113,6 +116,7 @@ register_board(
         builder_aliases={"vendor": "vendor_flash"},
         no_tftp_ops=frozenset({"info", "boot"}),
         option_aliases={"uboot": "uboot_variant"},
+        option_choices={"uboot_variant": ("hisilicon", "upstream")},
     )
 )
 register_board(
@@ -150,6 +154,7 @@ register_board(
         builder_aliases={"vendor": "vendor_flash"},
         # the last 4 KiB sector holds sysinfo (the unit's identity: MAC, SN)
         partitions={"image": (0, 0xFF000), "sysinfo": (0xFF000, 0x100000)},
+        option_choices={"mac_source": ("code", "efuse", "chipid", "flash")},
     )
 )
 

@@ -215,3 +215,45 @@ def test_a_builder_that_fails_at_run_time_says_so_without_a_traceback(tmp_path: 
     assert ran.returncode == 1, out
     assert "rt.yaml:4: file x.bin: cannot make rich_image(size=-1): " in out
     assert "Traceback" not in out and 'File "' not in out
+
+
+@pytest.mark.parametrize(
+    ("devices", "where", "message"),
+    [
+        (
+            "variants: {uboot: [hisilicon, upstrem]}",
+            ":3:",
+            "'upstrem' is not a value of uboot (did you mean 'upstream'?)",
+        ),
+        (
+            "device: {options: {uboot_variant: vendor}}",
+            ":3:",
+            "'vendor' is not a value of uboot_variant",
+        ),
+    ],
+)
+def test_a_device_option_value_is_checked_when_the_file_loads(devices, where, message) -> None:
+    text = f"name: x\nboard: hi3511\n{devices}\nsteps: [power_cycle]\n"
+    with pytest.raises(ScenarioError) as ei:
+        parse_scenario(text, "v.yaml")
+    problems = [str(p) for p in ei.value.problems]
+    assert any(message in p and where in p for p in problems), problems
+
+
+def test_an_xr872_mac_source_is_checked_and_a_right_one_is_accepted() -> None:
+    bad = "name: x\nboard: xr872\ndevice: {options: {mac_source: chipidd}}\nsteps: [power_cycle]\n"
+    with pytest.raises(ScenarioError) as ei:
+        parse_scenario(bad, "m.yaml")
+    assert "did you mean 'chipid'?" in str(ei.value.problems[0])
+    ok = parse_scenario(bad.replace("chipidd", "flash"), "m.yaml")
+    assert ok.devices["xr872"].options == {"mac_source": "flash"}
+
+
+def test_the_option_choices_are_the_emulators_own() -> None:
+    """The registry's lists may not drift from what the device classes accept."""
+    from emulators.hi3511.profile import VARIANTS
+    from emulators.xr872.board import MAC_SOURCE_NAMES
+    from harness.boards import BOARDS
+
+    assert set(BOARDS["hi3511"].option_choices["uboot_variant"]) == set(VARIANTS)
+    assert set(BOARDS["xr872"].option_choices["mac_source"]) == set(MAC_SOURCE_NAMES)

@@ -284,8 +284,9 @@ def _device(
     if "options" in m:
         om = ctx.mapping(m["options"][1], f"{where}.options", None)
         if om is not None:
-            for k, (kn, _) in om.items():
+            for k, (kn, vn) in om.items():
                 _check_option(ctx, kn, f"{where}.options.{k}", d.board, k)
+                _check_choice(ctx, vn, f"{where}.options.{k}", d.board, k, ctx.value(vn))
             d.options = {k: ctx.value(v) for k, (_, v) in om.items()}
     if "tftp_server" in m:
         v = ctx.boolean(m["tftp_server"][1], f"{where}.tftp_server")
@@ -293,6 +294,27 @@ def _device(
     if "flash" in m:
         d.flash = parse_image(ctx, m["flash"][1], f"{where}.flash", d.board, allow_factory=True)
     return d
+
+
+def _check_choice(
+    ctx: NodeReader, node: yaml.Node, where: str, board: str, key: str, value: Any
+) -> None:
+    """A device option that takes only some values (``BoardSpec.option_choices``) must
+    get one of them: a misspelt ``uboot: upstrem`` is refused when the file loads."""
+    spec = BOARDS.get(board)
+    if spec is None:
+        return
+    choices = spec.option_choices.get(spec.option_aliases.get(key, key))
+    if choices is None or value in choices:
+        return
+    hint = difflib.get_close_matches(str(value), list(choices), 1)
+    ctx.problem(
+        node,
+        where,
+        f"{value!r} is not a value of {key}"
+        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + f"; one of: {', '.join(choices)}",
+    )
 
 
 def _check_option(ctx: NodeReader, node: yaml.Node, where: str, board: str, key: str) -> None:
@@ -338,6 +360,8 @@ def _variants(ctx: NodeReader, node: yaml.Node, board: str) -> dict[str, list[An
                 )
             elif values.index(v) != i:
                 ctx.problem(n, f"{w}[{i}]", f"{v!r} is listed twice")
+            else:
+                _check_choice(ctx, n, f"{w}[{i}]", board, key, v)
         out[key] = values
     return out
 
