@@ -443,3 +443,14 @@ def test_a_line_that_corrupts_everything_gives_a_clear_error(cwd):
 
 def test_boot_error_is_not_raised_by_the_api_but_by_the_cli():
     assert issubclass(BootError, Exception)
+
+
+def test_bytes_heard_at_the_wrong_rate_are_not_text_even_when_printable():
+    """At 9600 a 115200 banner's '=====' rule came out as a run of '=' in a busy run,
+    and the engine called it text ('did not take upgrade') instead of a baud mismatch."""
+    from recovery.xr872.driver import _looks_like_text
+
+    assert not _looks_like_text(b"=" * 40)
+    assert not _looks_like_text(b"\x00\x80\xfe=~")
+    assert _looks_like_text(b"====================\r\nXRADIO Skylark SDK v1.1.1\r\n")
+    assert _looks_like_text(b"<ACK> 200 OK\r\n")

@@ -31,6 +31,7 @@ the sync means it is back in recovery mode.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -465,7 +466,11 @@ class Session:
 
 
 def _looks_like_text(data: bytes) -> bool:
+    """Mostly printable and holding a word (three letters in a row): what the ROM or
+    the console prints at the right rate. Bytes heard at the wrong rate can be
+    printable by chance (a 115200 banner's '=====' rule read at 9600 came out as a
+    run of '='), but not words."""
     if not data:
         return False
     printable = sum(1 for b in data if 32 <= b < 127 or b in (9, 10, 13))
-    return printable >= 0.9 * len(data) and any(32 < b < 127 for b in data)
+    return printable >= 0.9 * len(data) and re.search(rb"[A-Za-z]{3}", data) is not None
