@@ -249,7 +249,7 @@ def _short_reason(reason: str) -> str:
 
 
 def list_command(args: argparse.Namespace) -> int:
-    paths = by_name(args.paths or []) or [bundled_scenarios()]
+    paths: list[str | Path] = [*by_name(args.paths or [])] or [bundled_scenarios()]
     files = discover(paths)
     rows = [("scenario", "board", "file", "status")]
     bad = 0
