@@ -472,8 +472,16 @@ class Port:
         try:
             self.ser.write(data)
             self.ser.flush()
-        except (serial.SerialException, OSError) as e:
+        except serial.SerialTimeoutException as e:
             raise TransportError(self._refused() or f"cannot write to {self.url}: {e}") from e
+        except (serial.SerialException, OSError) as e:
+            # after the port was opened, a failing write is the port gone (EIO when the
+            # adapter is pulled): the same words as a failing read
+            raise TransportError(
+                self._refused()
+                or f"lost the serial port {self.url}: cannot write: {e} (adapter unplugged,"
+                " or the device went away)"
+            ) from e
 
     def drain_input(self, quiet: float = 0.05, limit: float = 2.0) -> bytes:
         """Read and return whatever arrives until the line is quiet for ``quiet`` seconds."""

@@ -64,6 +64,19 @@ def test_device_gone_is_a_clear_error():
     port.close()
 
 
+def test_device_gone_while_writing_is_the_same_clear_error():
+    """The adapter pulled while the engine types (EIO on write) reads as a read's does:
+    a busy fresh-clone run met it as 'cannot write to ...: [Errno 5]'."""
+    uart = VirtualUart()
+    port = Port(uart.path)
+    uart.close()
+    with pytest.raises(TransportError, match="lost the serial port .*cannot write") as ei:
+        for _ in range(50):
+            port.write(b"printenv\r")
+    assert "unplugged" in str(ei.value)
+    port.close()
+
+
 # -- matching never skips text --------------------------------------------------------
 
 LINE = r"[^\r\n]*\r?\n"
