@@ -394,11 +394,42 @@ def test_setuart_to_a_rate_the_adapter_cannot_do(cwd):
 
 
 def test_wrong_baud_is_reported(cwd):
+    """Whatever the unit said while the port opened (a busy run once caught its '====='
+    rule in the moment before pyserial set 9600), a --baud other than 115200 that
+    finds no ROM is named as the likely baud mismatch."""
     with XR872Device(seed=12) as dev:
         with pytest.raises(ConsoleError) as ei:
             x.info(opts(dev, baud=9600, max_baud=9600))
         assert "baud mismatch" in str(ei.value) and "--baud 115200" in ei.value.hint
         assert dev.crash is None
+
+
+def test_wrong_baud_is_reported_when_the_unit_boots_while_the_engine_listens(cwd):
+    """The unit powered on after camrescue opened the port at 9600: its boot log
+    arrives as garbage at that rate, and the engine names the baud mismatch."""
+    dev = XR872Device(seed=12)
+    try:
+        result: list[BaseException] = []
+
+        def engine() -> None:
+            try:
+                x.info(opts(dev, baud=9600, max_baud=9600))
+            except BaseException as e:  # noqa: BLE001 - handed to the test thread
+                result.append(e)
+
+        t = threading.Thread(target=engine)
+        t.start()
+        while dev.uart.host_baud() != 9600 and t.is_alive():
+            time.sleep(0.01)  # the engine opens the port at 9600
+        dev.power_on()
+        t.join(120)
+        assert not t.is_alive()
+        (err,) = result
+        assert isinstance(err, ConsoleError), err
+        assert "baud mismatch" in str(err) and "--baud 115200" in err.hint
+        assert dev.crash is None
+    finally:
+        dev.close()
 
 
 def test_line_noise_is_retried_and_the_dump_is_still_exact(cwd):

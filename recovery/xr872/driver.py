@@ -233,8 +233,17 @@ class Session:
         elif "<ACK> 200 OK" in text:
             msg += " The firmware console answered 'upgrade' but the ROM did not answer after."
             hint = "power-cycle the unit and run the command again, or " + STRAP_HELP
-        elif heard:
+        elif heard and self.opts.baud == ROM_BAUD:
             msg += f" The unit printed text but did not take 'upgrade' ({text.strip()[-60:]!r})."
+        elif heard:
+            # text, but at a rate the ROM never uses: a few bytes read in the moment the
+            # port was opened, before its rate was set, can be readable
+            msg += (
+                f" The unit printed ({text.strip()[-60:]!r}) but did not take 'upgrade' at"
+                f" {self.opts.baud} baud, which is not the {ROM_BAUD} the ROM and console"
+                " use: most likely a baud mismatch."
+            )
+            hint = f"rerun with --baud {ROM_BAUD}; if that fails too, " + STRAP_HELP
         elif self.opts.baud != ROM_BAUD:
             msg += (
                 f" Nothing at all came back at {self.opts.baud} baud, which is not the"
