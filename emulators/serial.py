@@ -16,7 +16,10 @@ Modelled behaviour and its limits:
   error still delivers the sampled byte (Linux delivers it unless INPCK/PARMRK
   ask otherwise).
 * Fast mode does not pace. Real-time mode paces device output at 10 bits per
-  byte for 8N1 and delivers host input no faster than the wire would.
+  byte for 8N1 and delivers host input no faster than the wire would. The bytes
+  of one device write leave back to back, as from a UART's shift register: a
+  piece this process hands over late (a loaded host) reaches the host at once
+  rather than leaving a gap the real line would not have.
 * Faults (seeded, deterministic): bit errors at a rate, dropped bytes, lost
   bursts (as USB adapters without flow control lose data), an overrun FIFO
   that drops output the host has not read yet, and a line that goes silent.
@@ -612,17 +615,20 @@ class VirtualUart:
             out = out[:room]
         if self.realtime:
             step = max(1, self.baud // 1000)  # about 10 ms of wire time per chunk
+            # The bytes of one write are all in the UART's hands now: they leave back
+            # to back from when the line is free (after the last write's bytes, if
+            # that one is still on the wire or ended under 5 ms ago, an oversleep),
+            # and a piece this process was late to hand over is not a gap on the
+            # wire: it reaches the host at once, as from an adapter's buffer.
+            now = time.monotonic()
+            start = self._tx_free_at if now - self._tx_free_at < 0.005 else now
             for i in range(0, len(out), step):
                 piece = out[i : i + step]
-                now = time.monotonic()
-                # While the line is still busy (we only overslept), the next byte
-                # follows the last one on the wire: no gap is added.
-                busy = now - self._tx_free_at < 0.005
-                start = self._tx_free_at if busy else now
                 self._tx_free_at = start + len(piece) * self.byte_time
                 # a byte reaches the host when its stop bit has left the wire
                 self._sleep_until(self._tx_free_at)
                 self._emit(piece)
+                start = self._tx_free_at
         else:
             self._emit(out)
 
