@@ -409,22 +409,25 @@ def test_a_missing_port_fails_at_once_on_every_board_unless_wait_is_given(tmp_pa
     assert proc.returncode == 0, err
 
 
+def _walk(p, path: list[str]):
+    """Every parser of the camrescue command, with its path of subcommands."""
+    import argparse
+
+    yield path, p
+    for a in p._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, sub in a.choices.items():
+                yield from _walk(sub, [*path, name])
+
+
 def test_every_help_has_examples() -> None:
     """Every command's --help, at every level, shows how it is used."""
-    import argparse
 
     from harness.cli import build_parser
 
-    def walk(p: argparse.ArgumentParser, path: list[str]):
-        yield path, p
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for name, sub in a.choices.items():
-                    yield from walk(sub, [*path, name])
-
     lacking = [
         " ".join(path) or "(top)"
-        for path, p in walk(build_parser(), [])
+        for path, p in _walk(build_parser(), [])
         if "examples:" not in (p.epilog or "")
     ]
     assert not lacking, "no examples in: " + ", ".join(lacking)
@@ -437,19 +440,11 @@ OUTSIDE = re.compile(
 
 def test_help_and_docs_name_nothing_outside_the_repository() -> None:
     """No "seed 000", "the seed's mistake" or REFERENCE.md: a reader has none of them."""
-    import argparse
 
     from harness.cli import build_parser
 
-    def walk(p: argparse.ArgumentParser, path: list[str]):
-        yield path, p
-        for a in p._actions:
-            if isinstance(a, argparse._SubParsersAction):
-                for name, sub in a.choices.items():
-                    yield from walk(sub, [*path, name])
-
     found = []
-    for path, p in walk(build_parser(), []):
+    for path, p in _walk(build_parser(), []):
         for m in OUTSIDE.finditer(p.format_help()):
             found.append(f"camrescue {' '.join(path)} --help: {m.group(0)!r}")
     root = Path(__file__).resolve().parent.parent
