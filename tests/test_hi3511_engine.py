@@ -216,7 +216,9 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def test_linux_running_asks_for_a_power_cycle(flash_a):
     with camera(flash_a, at_prompt=False) as (dev, opts):
         wait_for(lambda: "VFS: Mounted root" in dev.boot_log())  # nobody stopped autoboot
-        code, r, _ = run_engine("hi3511", "info", *opts, "--wait", "0.6")
+        # the engine waits out --wait for a power cycle once it has seen Linux; 10 s
+        # leaves a loaded host's shell room to answer (0.6 s did not, in a busy run)
+        code, r, _ = run_engine("hi3511", "info", *opts, "--wait", "10")
     assert code == 4
     assert "running Linux" in r["message"] and "power-cycle" in r["hint"]
 
