@@ -100,7 +100,7 @@ def test_sender_against_lrzsz_rx(tmp_path, pty_pair, use_1k, size):
         )
     finally:
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=60)  # rx writes the file as it exits: a hang guard, not a speed limit
         except subprocess.TimeoutExpired:
             proc.kill()
     assert result.crc
