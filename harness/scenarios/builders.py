@@ -14,7 +14,6 @@ from the code. :func:`check_call` is what the loader asks about one
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 import types
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.boards import BOARDS, Unavailable, board_spec, import_attr
+from harness.scenarios.yamlnodes import did_you_mean
 
 
 @dataclass(frozen=True)
@@ -199,12 +199,11 @@ def check_call(
     except Unavailable:
         return []
     if info is None:
-        hint = difflib.get_close_matches(name, names, 1)
         return [
             (
                 "",
                 f"{board} has no builder {name!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + did_you_mean(name, names)
                 + f"; its builders: {', '.join(names)} (camrescue scenarios builders)",
             )
         ]
@@ -213,12 +212,11 @@ def check_call(
     for key, value in args.items():
         arg = info.arg(key)
         if arg is None:
-            hint = difflib.get_close_matches(key, [a.name for a in info.args], 1)
             out.append(
                 (
                     key,
                     f"{info.name} has no argument {key!r}"
-                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                    + did_you_mean(key, [a.name for a in info.args])
                     + f"; its arguments: {valid}",
                 )
             )
@@ -244,12 +242,11 @@ def check_call(
                 )
                 out.append((key, f"{info.name}'s {key} is {arg.type_text()}, got {v!r}{quote}"))
             elif arg.choices and v not in arg.choices:
-                hint = difflib.get_close_matches(str(v), [str(c) for c in arg.choices], 1)
                 out.append(
                     (
                         key,
                         f"unknown {key} {v!r} for {info.name}"
-                        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                        + did_you_mean(str(v), [str(c) for c in arg.choices])
                         + f"; known: {', '.join(map(str, arg.choices))}",
                     )
                 )

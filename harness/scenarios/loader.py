@@ -14,7 +14,6 @@ the code (builders and their arguments, files, engine command lines) in
 
 from __future__ import annotations
 
-import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from harness.scenarios.values import (
     parse_fault_fields,
     parse_image,
 )
-from harness.scenarios.yamlnodes import NodeReader, Problem, ScenarioError
+from harness.scenarios.yamlnodes import NodeReader, Problem, ScenarioError, did_you_mean
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOP_KEYS = (
@@ -151,12 +150,11 @@ def _scenario(ctx: NodeReader, root: yaml.Node, path: Path) -> Scenario | None:
     if "board" in m:
         board = ctx.string(m["board"][1], "board")
         if board is not None and board not in BOARDS:
-            hint = difflib.get_close_matches(board, list(BOARDS), 1)
             ctx.problem(
                 m["board"][1],
                 "board",
                 f"unknown board {board!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + did_you_mean(board, list(BOARDS))
                 + f"; known: {', '.join(sorted(BOARDS))}",
             )
             board = None
@@ -307,12 +305,11 @@ def _check_choice(
     choices = spec.option_choices.get(spec.option_aliases.get(key, key))
     if choices is None or value in choices:
         return
-    hint = difflib.get_close_matches(str(value), list(choices), 1)
     ctx.problem(
         node,
         where,
         f"{value!r} is not a value of {key}"
-        + (f" (did you mean {hint[0]!r}?)" if hint else "")
+        + did_you_mean(str(value), list(choices))
         + f"; one of: {', '.join(choices)}",
     )
 
@@ -321,12 +318,11 @@ def _check_option(ctx: NodeReader, node: yaml.Node, where: str, board: str, key:
     """A device option must exist for the board, where the registry can say so."""
     known = device_options(board)
     if known is not None and key not in known:
-        hint = difflib.get_close_matches(key, list(known), 1)
         ctx.problem(
             node,
             where,
             f"{board} has no device option {key!r}"
-            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + did_you_mean(key, list(known))
             + f"; it has: {', '.join(sorted(known)) or 'none'}",
         )
 

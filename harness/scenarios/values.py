@@ -10,7 +10,6 @@ link and network fault fields, device references (``on:``) and placeholders
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import fields
 from typing import Any
@@ -30,7 +29,7 @@ from harness.scenarios.model import (
     Scenario,
     TextCheck,
 )
-from harness.scenarios.yamlnodes import NodeReader, describe_value, node_kind
+from harness.scenarios.yamlnodes import NodeReader, describe_value, did_you_mean, node_kind
 
 LINK_FAULT_KEYS = tuple(f.name for f in fields(LinkFaults))
 # trigger_after is armed by a tftp_power_cut fault, which says what the trigger does
@@ -221,12 +220,11 @@ def parse_range(
             start, end = parts[v]
             label = v
         else:
-            hint = difflib.get_close_matches(str(v), list(parts), 1)
             ctx.problem(
                 node,
                 where,
                 f"unknown partition {v!r}"
-                + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + did_you_mean(str(v), list(parts))
                 + f"; {board} has: {', '.join(parts)}",
             )
             return None

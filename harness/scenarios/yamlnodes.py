@@ -10,6 +10,7 @@ message is one ``file:line:column: where: what`` line per problem.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,9 +86,8 @@ class NodeReader:
                 self.problem(k, where, f"key {key!r} appears twice")
                 continue
             if allowed is not None and key not in allowed:
-                hint = difflib.get_close_matches(key, allowed, 1)
                 msg = f"unknown key {key!r}"
-                msg += f" (did you mean {hint[0]!r}?)" if hint else ""
+                msg += did_you_mean(key, allowed)
                 msg += f"; allowed: {', '.join(allowed)}"
                 self.problem(k, where, msg)
                 continue
@@ -179,3 +179,9 @@ def describe_value(v: Any) -> str:
     if v is None:
         return "nothing (null)"
     return f"{v!r}"
+
+
+def did_you_mean(value: object, known: Iterable[object]) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``value``, or ''."""
+    hint = difflib.get_close_matches(str(value), [str(k) for k in known], 1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
