@@ -235,7 +235,8 @@ steps:
   - console: {line: "xls -al", expect: 'name:webui[^\\n]*\\n\\s*bootloader > ', regex: true}
   - fault: {corrupt_byte: {at_byte: 1, direction: device, xor: 0x20}}
   - console: {line: "ls", expect: "lS"}
-  - fault: {drop_byte: {at_byte: 5, direction: device, after_text: "never"}}
+  - title: a fault that waits for text the loader never prints
+    fault: {drop_byte: {at_byte: 5, direction: device, after_text: "never"}}
 expect:
   transcript:
     contains: ["link fault: byte 0 (from 0) the host sends: dropped 0x78"]
@@ -245,3 +246,6 @@ expect:
     assert res.steps[0].detail.endswith("[fired]"), res.steps[0].detail
     assert res.steps[2].detail.endswith("[fired]"), res.steps[2].detail
     assert res.steps[4].detail.endswith("[did not fire]"), res.steps[4].detail
+    # a titled step: the title is its summary, the detail says which fault was armed
+    assert res.steps[4].summary == "a fault that waits for text the loader never prints"
+    assert "never" in res.steps[4].detail and "loader never prints" not in res.steps[4].detail

@@ -93,7 +93,7 @@ def run_step(ctx: RunContext, st: Step, rec: StepRecord) -> None:
         dev.power_off()
     elif isinstance(st, FaultStep):
         ctx.armed[rec.index] = [dev.arm(f) for f in st.faults]
-        rec.detail = st.summary()
+        rec.detail = st.describe()  # the faults themselves; the title is the step's summary
     elif isinstance(st, WaitStep):
         time.sleep(st.seconds)
     elif isinstance(st, TftpServerStep):

@@ -287,7 +287,8 @@ def _steps_html(res: ScenarioResult) -> str:
         if s.stdout and s.json is None:
             detail.append(f"<b>stdout</b><pre>{_e(s.stdout)}</pre>")
         if s.detail:
-            detail.append(f"<b>console</b><pre>{_e(s.detail)}</pre>")
+            label = "armed" if s.kind == "fault" else "console"
+            detail.append(f"<b>{label}</b><pre>{_e(s.detail)}</pre>")
         body = _e(s.summary)
         if detail:
             body = f"<details><summary>{body}</summary>{''.join(detail)}</details>"
