@@ -111,6 +111,11 @@ def add_emulate_parser(sub: Any) -> None:
         )
         bp.add_argument("--seed", type=int, default=0, help="seed for noise, faults and identities")
         bp.add_argument("--transcript", type=Path, help="save the session transcript here on exit")
+        bp.add_argument(
+            "--force",
+            action="store_true",
+            help="replace an existing --transcript file (without it, an existing one is refused)",
+        )
         add_serve_options(bp)
         if board == "hi3511":
             bp.add_argument(
@@ -147,6 +152,14 @@ def _initial_flash(board: str, path: Path | None, uboot: str | None = None) -> b
 
 def run_emulate(args: argparse.Namespace) -> int:
     from harness.lab.serve import serving
+
+    if args.transcript is not None and args.transcript.exists() and not args.force:
+        print(
+            f"error: {args.transcript} already exists, and the transcript would replace it. "
+            "Give another --transcript path, or add --force to replace it.",
+            file=sys.stderr,
+        )
+        return 2
 
     cls = device_class(args.board)
     module = _emulator_module(args.board)

@@ -142,3 +142,24 @@ def test_a_bad_serve_url_is_a_usage_error(url):
 def test_power_help_names_the_control_socket():
     r = subprocess.run([*CAMRESCUE, "power", "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--control" in r.stdout and "--pid" in r.stdout
+
+
+def test_emulate_keeps_an_existing_transcript_unless_forced(tmp_path):
+    """The transcript file is a person's: an existing one is refused before anything starts,
+    and ``--force`` replaces it with this session's when the emulator stops."""
+    kept = tmp_path / "session.txt"
+    kept.write_text("last week's session\n")
+    r = subprocess.run(
+        [*CAMRESCUE, "emulate", "hi3511", "--transcript", str(kept)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "already exists" in r.stderr and "--force" in r.stderr
+    assert kept.read_text() == "last week's session\n"
+    with emulator("hi3511", "--transcript", str(kept), "--force") as emu:
+        emu.wait_for("Ctrl-C stops it")
+        assert emu.stop() == 0
+    text = kept.read_text()
+    assert "last week's session" not in text and "U-Boot 1.1.4" in text
