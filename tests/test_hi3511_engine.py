@@ -167,7 +167,8 @@ def test_info_reads_the_board(flash_a, tmp_path):
     assert r["kernel"]["magic_ok"] and r["kernel"]["header_crc_ok"]
     assert r["kernel"]["name"] == "Linux-2.6.14"
     transcript = (tmp_path / "t.txt").read_text()
-    assert re.search(r" tx .*flinfo\\r", transcript)
+    # typed, echoed, and only then Enter (a garbled echo is never run)
+    assert re.search(r" tx flinfo\n[ .0-9]+ rx flinfo\n[ .0-9]+ tx \\r\n", transcript)
     assert re.search(r" rx .*CFI conformant FLASH", transcript)
 
 

@@ -24,8 +24,10 @@ both without asking which:
 * **Line ends.** The serial driver sends every ``\\n`` as ``\\r\\n``, so the
   echo of Enter is ``\\r\\r\\n``: lines are matched with ``\\r*\\n``.
 * **Commands.** Every line is checked before it is typed (no ``;``, quotes,
-  ``$``, spaces in names; hex addresses inside the board map); the engine waits
-  for the echo of the line, then for the prompt at the start of a line. While it
+  ``$``, spaces in names; hex addresses inside the board map); the engine types
+  it without Enter and sends Enter only once the echo is exactly the line (a
+  damaged echo: Ctrl-C, a sync, the line again), then waits for the prompt at
+  the start of a line. While it
   waits for the echo or any answer, the power-on banner (``U-Boot code:``, ``RAM
   Configuration:``, the countdown) means the board restarted (a power cut while a
   line was being typed, or later): the countdown is stopped and the restart is
@@ -50,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,11 +125,14 @@ class UBoot:
         baud: int = BAUD,
         progress: bool = False,
         status: Callable[[str], None] | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.port = port
         self.baud = baud
         self.progress = progress
         self.status = status or (lambda text: None)
+        # what a person must hear even with --json or --quiet (a retyped command)
+        self.notice = notice or (lambda text: print(text, file=sys.stderr, flush=True))
         self.flinfo: FlashInfo | None = None
 
     # -- timing -------------------------------------------------------------------------
@@ -274,23 +280,41 @@ class UBoot:
             self.sync(again=False)
 
     # -- commands ------------------------------------------------------------------------
-    def _send(self, line: str) -> None:
+    def _send(self, line: str, tries: int = 3) -> None:
+        """Type ``line`` and press Enter only once its echo came back exactly.
+
+        U-Boot runs whatever reached it when Enter arrives, so a byte damaged or lost
+        on the way (line noise, a loose wire) would run a different command: a flipped
+        bit turns ``+0xd00000`` into ``+0xf00000``. The line is typed without Enter, its
+        echo compared, and on a difference Ctrl-C drops it (``readline`` returns -1 on
+        ^C, U-Boot 1.1.4 common/main.c) and it is typed again, ``tries`` times in all.
+        """
         if len(line) >= CBSIZE or not all(" " <= c <= "~" for c in line):
             raise ValueError(f"refusing to type {line!r}")
-        self.port.sendline(line)
-        try:
-            # the power-on banner instead of the echo: the board restarted while the line
-            # was being typed (issue 17); say so now, not after the echo's timeout
-            which = self.port.expect(
-                [re.escape(line) + EOL, BANNER_RE], self.line_time(len(line) + 3)
-            )
-        except Timeout as t:
-            raise ConsoleError(
-                f"U-Boot did not echo the command {line!r}",
-                hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
-            ) from None
-        if which == 1:
-            self._restarted(f"the typing of {line!r}")
+        seen = ""
+        for attempt in range(1, tries + 1):
+            if attempt > 1:
+                self.notice(
+                    f"the echo of {line!r} came back different (line noise?): "
+                    f"dropped it with Ctrl-C, typing it again ({attempt} of {tries})"
+                )
+                self.sync()
+            self.port.send(line)
+            try:
+                # the power-on banner instead of the echo: the board restarted while the
+                # line was being typed (issue 17); say so now, not after the echo's timeout
+                if self.port.expect([re.escape(line), BANNER_RE], self.line_time(len(line))):
+                    self._restarted(f"the typing of {line!r}")
+                self.port.send("\r")
+                if self.port.expect([EOL, BANNER_RE], self.line_time(3)):
+                    self._restarted(f"the typing of {line!r}")
+                return
+            except Timeout as t:
+                seen = t.seen[-200:]
+        raise ConsoleError(
+            f"U-Boot did not echo the command {line!r} ({tries} tries)",
+            hint=f"check --baud and the wiring (a noisy or loose RX/TX line); seen: {seen!r}",
+        )
 
     def command(self, line: str, timeout: float) -> str:
         """Type ``line``, wait for the prompt; return the output (``\\n`` line ends)."""
