@@ -155,6 +155,17 @@ def test_operations_cycle_and_moments_stay_inside_the_budgets():
                 assert board == "hi3511"
 
 
+def test_a_line_fault_damages_one_bit_or_loses_one_byte():
+    for seed in range(40):
+        d = fuzz.draw("w90p745", seed, faults=["corrupt_byte", "drop_byte"])
+        f, armed = d.fault, fault_of(d)
+        assert armed is not None and armed.action == f["kind"] and armed.at_byte == f["at_byte"]
+        if f["kind"] == "corrupt_byte":
+            assert bin(f["xor"]).count("1") == 1 and armed.xor == f["xor"]
+        else:
+            assert "xor" not in f and armed.xor is None
+
+
 def test_ops_and_fault_kinds_can_be_narrowed():
     d = fuzz.draw("xr872", 7, ops=["clone"], faults=["power_loss_program"])
     assert d.op == "clone" and d.fault["kind"] == "power_loss_program"
@@ -276,6 +287,8 @@ def test_judge_hang_crash_and_read_only_changes(tmp_path):
         ("w90p745", "restore", "power_loss_erase"),
         ("hi3511", "flash", "tftp_loss"),
         ("hi3511", "backup", "link_noise"),
+        ("w90p745", "restore", "corrupt_byte"),
+        ("xr872", "dump", "drop_byte"),
     ],
 )
 def test_a_saved_failure_is_a_valid_scenario_that_replays_its_draw(tmp_path, board, op, kind):
@@ -440,6 +453,12 @@ EARLY = [
         {"kind": "tftp_loss", "loss": 0.0, "duplicate": 0.05, "delay": 0.0, "delay_rate": 0.0},
     ),
     ("hi3511", "restore", {"kind": "tftp_power_cut", "after_packets": 100, "power_back": 0.05}),
+    (
+        "w90p745",
+        "restore",
+        {"kind": "corrupt_byte", "direction": "host", "at_byte": 2000, "xor": 0x10},
+    ),
+    ("w90p745", "dump", {"kind": "drop_byte", "direction": "device", "at_byte": 3000}),
 ]
 
 

@@ -45,7 +45,8 @@ operation budget of bytes, sectors or datagrams, see :data:`BUDGETS`):
 power loss during erase or program (the flash model's ``arm_power_loss``),
 a power cut at a chosen byte of the link (during an Xmodem transfer, a BROM
 write, a command), a watchdog reset at a chosen byte, log lines injected
-between a command and its prompt, link noise (bit errors, drops, lost
+between a command and its prompt, one byte corrupted (one bit flipped) or lost
+on the line at a chosen byte, link noise (bit errors, drops, lost
 bursts), a line that goes silent, and on the Hi3511 TFTP loss/delay/
 duplicates, a server that disappears, and a power cut after N datagrams
 (:mod:`harness.lab.netfaults`). Power may come back after a drawn delay (the

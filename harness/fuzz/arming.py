@@ -30,6 +30,8 @@ def fault_of(d: Draw) -> Fault | None:
             text=str(f.get("text", "")),
             power_back=back if kind == "power_cut" else None,
         )
+    if kind in ("corrupt_byte", "drop_byte"):
+        return LinkByteFault(kind, f["at_byte"], f["direction"], xor=f.get("xor"))
     if kind == "link_noise":
         return LinkFaults(**f)
     if kind == "link_silence":

@@ -34,10 +34,13 @@ FAULT_KINDS = (
     "tftp_loss",
     "tftp_gone",
     "tftp_power_cut",
+    "corrupt_byte",
+    "drop_byte",
 )
 WRITE_FAULTS = ("power_loss_erase", "power_loss_program")
 TFTP_FAULTS = ("tftp_loss", "tftp_gone", "tftp_power_cut")
 POWER_FAULTS = ("power_loss_erase", "power_loss_program", "power_cut", "tftp_power_cut")
+LINE_FAULTS = ("corrupt_byte", "drop_byte")  # one byte damaged or lost on the line
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,8 @@ def applicable_faults(board: str, op: str) -> list[tuple[str, float]]:
         ("log_lines", 1.0),
         ("link_noise", 2.0),
         ("link_silence", 1.0),
+        ("corrupt_byte", 1.5),
+        ("drop_byte", 1.0),
     ]
     if writes:
         out += [("power_loss_erase", 2.0), ("power_loss_program", 3.0)]
@@ -206,12 +211,14 @@ def draw(
         f.update(erase_sectors=int(frac * max(1, b.erase_sectors)), power_back=power_back)
     elif kind == "power_loss_program":
         f.update(program_bytes=int(frac * max(1, b.program_bytes)), power_back=power_back)
-    elif kind in ("power_cut", "watchdog", "log_lines"):
+    elif kind in ("power_cut", "watchdog", "log_lines", *LINE_FAULTS):
         # at a byte the host sends (a command, an Xmodem block, a BROM frame) or one
         # the device prints (its answers, TFTP progress marks, flash data)
         direction = rng.choice(["host", "device"])
         total = b.host_bytes if direction == "host" else b.device_bytes
         f.update(direction=direction, at_byte=int(frac * total))
+        if kind == "corrupt_byte":
+            f["xor"] = 1 << rng.randrange(8)  # one bit flipped, as a line glitch does
         if kind == "power_cut":
             f["power_back"] = power_back
         if kind == "log_lines":
