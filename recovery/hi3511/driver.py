@@ -252,32 +252,43 @@ class UBoot:
             "time to power it on",
         )
 
-    def sync(self, *, again: bool = True) -> None:
+    def sync(self, *, again: bool = True, tries: int = 3) -> None:
         """Be sure the next thing on the line is a fresh prompt: a unique echo marker.
 
         A restart banner instead of the marker (the power came back as the engine
-        attached) is met once more: the countdown is stopped and the marker typed again."""
-        marker = "CRSYNC" + secrets.token_hex(4).upper()
-        line = f"echo {marker}"
-        # Ctrl-C drops whatever a person may have half typed.
-        self.port.write(b"\x03")
-        self.port.sendline(line)
-        try:
-            which = self.port.expect(
-                [r"(?:\A|\n)" + marker + EOL + "hilinux # ", BANNER_RE], self.line_time(64)
-            )
-        except Timeout as t:
-            raise ConsoleError(
-                "U-Boot did not answer the sync marker",
-                hint=f"check --baud and the wiring; seen: {t.seen[-200:]!r}",
-            ) from None
-        if which == 1:
-            # restarted while the marker was typed (a power cycle as the engine attached):
-            # nothing was written yet; stop the countdown and sync once more
-            if not again:
-                self._restarted("the typing of the sync marker")
-            self._catch_countdown()
-            self.sync(again=False)
+        attached) is met once more: the countdown is stopped and the marker typed again.
+        A marker that does not come back (damaged on the line) is typed again, with a
+        new value, ``tries`` times in all: ``echo`` changes nothing, whatever arrives."""
+        seen = ""
+        for attempt in range(1, tries + 1):
+            marker = "CRSYNC" + secrets.token_hex(4).upper()
+            # Ctrl-C drops whatever a person (or a damaged earlier line) half typed.
+            self.port.write(b"\x03")
+            self.port.sendline(f"echo {marker}")
+            try:
+                which = self.port.expect(
+                    [r"(?:\A|\n)" + marker + EOL + "hilinux # ", BANNER_RE], self.line_time(64)
+                )
+            except Timeout as t:
+                seen = t.seen[-200:]
+                if attempt < tries:
+                    self.notice(
+                        f"U-Boot's answer to the sync marker did not come back (line noise?): "
+                        f"typing a new one ({attempt + 1} of {tries})"
+                    )
+                continue
+            if which == 1:
+                # restarted while the marker was typed (a power cycle as the engine
+                # attached): nothing was written yet; stop the countdown and sync once more
+                if not again:
+                    self._restarted("the typing of the sync marker")
+                self._catch_countdown()
+                self.sync(again=False)
+            return
+        raise ConsoleError(
+            f"U-Boot did not answer the sync marker ({tries} tries)",
+            hint=f"check --baud and the wiring; seen: {seen!r}",
+        )
 
     # -- commands ------------------------------------------------------------------------
     def _send(self, line: str, tries: int = 3) -> None:
@@ -373,9 +384,18 @@ class UBoot:
         if out.strip():
             raise DeviceError(f"setenv {name} failed: {out.strip()}")
 
-    def read_flinfo(self) -> FlashInfo:
-        self.flinfo = parse_flinfo(self.command("flinfo", self.line_time(8192)))
-        return self.flinfo
+    def read_flinfo(self, tries: int = 3) -> FlashInfo:
+        """``flinfo``, read again (it only reads) when its listing does not add up:
+        a byte lost on the line drops a sector from the list."""
+        for attempt in range(1, tries + 1):
+            try:
+                self.flinfo = parse_flinfo(self.command("flinfo", self.line_time(8192)))
+                return self.flinfo
+            except DeviceError as e:
+                if attempt == tries:
+                    raise
+                self.notice(f"{e} (line noise?): reading it again ({attempt + 1} of {tries})")
+        raise AssertionError("unreachable")
 
     def md_bytes(self, addr: int, count: int) -> bytes:
         # md.b prints 79 characters per 16 bytes (address, hex, ASCII, CR LF): ~5 a byte
