@@ -157,11 +157,14 @@ def test_hi3511_sigint_at_random_moments_reports_the_true_flash_state(hi_files, 
         assert dev.flash.read(0, len(before)) == after
         check_state(r["flash_status"], dev.flash.read(0, len(before)), before, after, HI_BASE)
     states = []
+    ctrl_c = []  # exit codes of the runs that got SIGINT
     resumed = 0
     for i, delay in enumerate(moments(f"hi3511-{op}", total)):
         sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
         with camera(before) as (dev, opts):
             code, r = interrupt_at(_hi_argv(op, hi_files, opts), delay, sig, talking(dev))
+            if sig == signal.SIGINT:
+                ctrl_c.append(code)
             status = r["flash_status"]
             states.append(status["state"])
             # a signal that lands after the result was printed ends the interpreter
@@ -176,6 +179,8 @@ def test_hi3511_sigint_at_random_moments_reports_the_true_flash_state(hi_files, 
                 assert code == 0, r2
                 assert dev.flash.read(0, len(before)) == after
     assert len(states) == POINTS
+    # Ctrl-C really reached the engine (an inherited SIG_IGN would pass every run as 0)
+    assert 130 in ctrl_c, ctrl_c
 
 
 # -- XR872 --------------------------------------------------------------------------------
@@ -199,16 +204,21 @@ def test_xr872_sigint_at_random_moments_reports_the_true_flash_state(tmp_path):
         assert code == 0, r
         assert dev.flash.snapshot() == target(before)
     states = []
+    ctrl_c = []  # exit codes of the runs that got SIGINT
     for i, delay in enumerate(moments("xr872-write", total) + moments("xr872-write-2", total)):
         sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
         with XR872Device(seed=21) as dev:
             before = dev.flash.snapshot()
             code, r = interrupt_at([*argv, "--port", dev.path], delay, sig, talking(dev))
+            if sig == signal.SIGINT:
+                ctrl_c.append(code)
             assert code in (0, 130) or (r["ok"] and code in (-2, -15)), (code, r)
             status = r["flash_status"]
             states.append(status["state"])
             check_state(status, dev.flash.snapshot(), before, target(before), 0)
     assert len(states) == 2 * POINTS
+    # Ctrl-C really reached the engine (an inherited SIG_IGN would pass every run as 0)
+    assert 130 in ctrl_c, ctrl_c
 
 
 def test_sigterm_takes_the_ctrl_c_path_in_run_operation(tmp_path):
@@ -288,12 +298,15 @@ def test_w90p745_sigint_at_random_moments_reports_the_true_flash_state(w90_dump)
     finally:
         dev.close()
     states = []
+    ctrl_c = []  # exit codes of the runs that got SIGINT
     for i, delay in enumerate(moments("w90-restore", total) + moments("w90-restore-2", total)):
         sig = signal.SIGTERM if i % 5 == 4 else signal.SIGINT
         dev = _w90_prepared()
         try:
             assert dev.flash.snapshot() == before
             code, r = interrupt_at([*argv, "--port", dev.path], delay, sig, talking(dev))
+            if sig == signal.SIGINT:
+                ctrl_c.append(code)
             assert code in (0, 130) or (r["ok"] and code in (-2, -15)), (code, r)
             status = r["flash_status"]
             states.append(status["state"])
@@ -303,6 +316,8 @@ def test_w90p745_sigint_at_random_moments_reports_the_true_flash_state(w90_dump)
         finally:
             dev.close()
     assert len(states) == 2 * POINTS
+    # Ctrl-C really reached the engine (an inherited SIG_IGN would pass every run as 0)
+    assert 130 in ctrl_c, ctrl_c
 
 
 # -- a power cut and a vanished port (Hi3511) -----------------------------------------------
