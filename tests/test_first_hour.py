@@ -517,3 +517,22 @@ def test_network_preflight_refuses_before_any_transfer_and_nic_picks_the_address
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "camera 127.0.0.2 -> server 127.0.0.1 (lo)" in done.stderr
+
+
+def test_a_closed_pipe_ends_a_listing_quietly() -> None:
+    """``camrescue scenarios list | head -1``: the reader goes away, and the command stops
+    as a program killed by SIGPIPE does (128 + 13), without a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    try:
+        done = subprocess.run(
+            [CAMRESCUE, "scenarios", "list"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

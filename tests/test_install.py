@@ -100,12 +100,15 @@ def test_pip_install_gives_a_camrescue_command_that_runs_outside_the_checkout(
         assert r.returncode == 0, (args, r.stderr)
     r = run("sample-image", "hi3511", "--out", "root.jffs2")
     assert r.returncode == 0 and (elsewhere / "root.jffs2").stat().st_size > 0, r.stderr
-    # an installed camrescue has no bundled scenarios: it lists the ./scenarios it is given
-    (elsewhere / "scenarios").mkdir()
-    shutil.copy(ROOT / "scenarios" / "hi3511-backup-verify.yaml", elsewhere / "scenarios")
+    # the bundled scenarios came with it (<prefix>/share/camrescue/scenarios): every one is
+    # listed and ready, far from any checkout, and one runs by its name
     r = run("scenarios", "list")
     assert r.returncode == 0, r.stderr
-    assert re.search(r"hi3511-backup-verify\s.*\bready\b", r.stdout), r.stdout
+    for f in sorted((ROOT / "scenarios").glob("*.yaml")):
+        assert re.search(rf"{re.escape(f.stem)}\s.*\bready\b", r.stdout), (f.stem, r.stdout)
+    assert str(venv / "share" / "camrescue" / "scenarios" / "hi3511-backup-verify.yaml") in r.stdout
+    r = run("scenarios", "run", "hi3511-backup-verify", "--report", str(elsewhere / "rep"))
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
 
 
 # -- pipx and uv ----------------------------------------------------------------------------

@@ -37,9 +37,16 @@ DEFAULT_REPORT = Path("reports") / "scenarios"
 
 
 def bundled_scenarios() -> Path:
-    """The repository's scenarios/ directory (or ./scenarios)."""
-    here = Path(__file__).resolve().parents[2] / "scenarios"
-    return here if here.is_dir() else Path.cwd() / "scenarios"
+    """The bundled scenarios: the checkout's scenarios/ directory; in an installed
+    camrescue (pip, pipx, uv) the copy in ``<prefix>/share/camrescue/scenarios``
+    (pyproject.toml ``data-files``); else ./scenarios."""
+    for here in (
+        Path(__file__).resolve().parents[2] / "scenarios",
+        Path(sys.prefix) / "share" / "camrescue" / "scenarios",
+    ):
+        if here.is_dir():
+            return here
+    return Path.cwd() / "scenarios"
 
 
 def by_name(paths: list[str]) -> list[str]:
