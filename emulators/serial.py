@@ -19,7 +19,8 @@ Modelled behaviour and its limits:
   byte for 8N1 and delivers host input no faster than the wire would. The bytes
   of one device write leave back to back, as from a UART's shift register: a
   piece this process hands over late (a loaded host) reaches the host at once
-  rather than leaving a gap the real line would not have.
+  rather than leaving a gap the real line would not have; but never from before
+  the host's last byte arrived (an answer does not leave before its request).
 * Faults (seeded, deterministic): bit errors at a rate, dropped bytes, lost
   bursts (as USB adapters without flow control lose data), an overrun FIFO
   that drops output the host has not read yet, and a line that goes silent.
@@ -619,9 +620,14 @@ class VirtualUart:
             # to back from when the line is free (after the last write's bytes, if
             # that one is still on the wire or ended under 5 ms ago, an oversleep),
             # and a piece this process was late to hand over is not a gap on the
-            # wire: it reaches the host at once, as from an adapter's buffer.
+            # wire: it reaches the host at once, as from an adapter's buffer. Never
+            # from before the host's last byte arrived: an answer does not leave before
+            # the request it answers (it did, by the host's turnaround, in a busy run).
             now = time.monotonic()
-            start = self._tx_free_at if now - self._tx_free_at < 0.005 else now
+            if now - self._tx_free_at < 0.005:
+                start = max(self._tx_free_at, min(self._rx_free_at, now))
+            else:
+                start = now
             for i in range(0, len(out), step):
                 piece = out[i : i + step]
                 self._tx_free_at = start + len(piece) * self.byte_time

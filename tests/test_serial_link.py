@@ -172,6 +172,31 @@ def test_realtime_output_is_paced_at_the_baud():
 
 @pytest.mark.interop
 @pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
+@pytest.mark.realtime
+def test_realtime_answer_does_not_leave_before_its_request_arrived():
+    """Real time at 9600 (1.04 ms a byte): the host reads one output, sends one byte at
+    once, and the device answers the moment it has read it. The answer reaches the host
+    no sooner than the request's byte and the answer's byte take on the wire, however
+    short the host's turnaround (it left early, from the end of the earlier output)."""
+    byte = 10 / 9600
+    with VirtualUart(9600, realtime=True) as uart, open_host(uart, 9600) as host:
+
+        def device() -> None:
+            uart.write(b"0123456789")
+            for _ in range(5):
+                uart.write(uart.read(1, timeout=5.0))
+
+        t = threading.Thread(target=device, daemon=True)
+        t.start()
+        assert read_n(host, 10) == b"0123456789"
+        for i in range(5):
+            sent = time.monotonic()
+            host.write(b"%d" % i)
+            assert read_n(host, 1) == b"%d" % i
+            assert time.monotonic() - sent >= 2 * byte, (i, time.monotonic() - sent, 2 * byte)
+        t.join(5)
+
+
 def test_socat_can_wrap_the_port_over_tcp():
     import socket
 
