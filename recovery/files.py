@@ -334,6 +334,22 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_unmarked(entry: Path) -> bool:
+    """Remove a directory that holds nothing but (perhaps) an empty owner mark."""
+    try:
+        if set(os.listdir(entry)) - {_OWNER}:
+            return False
+        mark = entry / _OWNER
+        if mark.exists():
+            if mark.stat().st_size:
+                return False
+            mark.unlink()
+        entry.rmdir()  # fails, and keeps it, if anything appeared meanwhile
+    except OSError:
+        return False
+    return True
+
+
 def remove_stale_tempdirs(tmp: str | os.PathLike[str] | None = None) -> list[Path]:
     """Remove the temporary directories of camrescue runs that no longer exist (killed
     with SIGKILL, or a power cut of the computer); return what was removed."""
@@ -351,7 +367,15 @@ def remove_stale_tempdirs(tmp: str | os.PathLike[str] | None = None) -> list[Pat
             if entry.is_symlink() or not entry.is_dir() or entry.stat().st_uid != os.getuid():
                 continue
             owner = (entry / _OWNER).read_text().strip()
+        except FileNotFoundError:
+            owner = ""
         except OSError:
+            continue
+        if not owner:
+            # killed between making the directory and marking it (seen under load): it
+            # holds nothing, or only the empty mark; removed only while that stays true
+            if not _alive(int(m.group(1))) and _remove_unmarked(entry):
+                removed.append(entry)
             continue
         if owner != m.group(1) or _alive(int(owner)):
             continue

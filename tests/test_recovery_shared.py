@@ -341,8 +341,16 @@ def test_stale_temporary_directories_of_dead_processes_are_removed(tmp_path):
     stale = tmp_path / f"camrescue-{pid}-tftp-abcd"
     stale.mkdir()
     (stale / ".camrescue-owner").write_text(f"{pid}\n")
-    unmarked = tmp_path / f"camrescue-{pid}-lab-efgh"  # not ours: no owner mark
-    unmarked.mkdir()
+    unmarked = tmp_path / f"camrescue-{pid}-lab-efgh"  # no owner mark, and it holds a file:
+    unmarked.mkdir()  # not known to be ours, kept
+    (unmarked / "notes.txt").write_text("someone's\n")
+    # killed between making its directory and marking it (seen under load): nothing in it,
+    # or only an empty mark; removed
+    bare = tmp_path / f"camrescue-{pid}-tftp-ijkl"
+    bare.mkdir()
+    half = tmp_path / f"camrescue-{pid}-tftp-mnop"
+    half.mkdir()
+    (half / ".camrescue-owner").write_text("")
     other = tmp_path / "camrescue-image-cache-0"
     other.mkdir()
     import tempfile
@@ -353,7 +361,7 @@ def test_stale_temporary_directories_of_dead_processes_are_removed(tmp_path):
         mine = make_tempdir("tftp")
     finally:
         tempfile.tempdir = old
-    assert remove_stale_tempdirs(tmp_path) == [stale]
+    assert sorted(remove_stale_tempdirs(tmp_path)) == sorted([stale, bare, half])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [unmarked.name, other.name, mine.name]
     )
