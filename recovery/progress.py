@@ -1,10 +1,20 @@
-"""A textual progress bar on stderr with rate and ETA."""
+"""A textual progress bar on stderr with rate and ETA, and the one notice a person must
+see whatever the output mode (:func:`stderr_notify`)."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+Notify = Callable[[str], None]
+
+
+def stderr_notify(text: str) -> None:
+    """A line for a person on stderr, also with --json or --quiet (a retry, a retype)."""
+    print(text, file=sys.stderr, flush=True)
+
 
 # -- progress -------------------------------------------------------------------
 

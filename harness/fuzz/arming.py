@@ -6,7 +6,7 @@ run's fault exactly (one vocabulary for campaign and scenarios)."""
 from __future__ import annotations
 
 from emulators.serial import LinkFaults
-from harness.fuzz.faults import Draw
+from harness.fuzz.faults import LINE_FAULTS, Draw
 from harness.lab.faults import Fault, LinkByteFault, PowerLoss, TftpPowerCut
 from harness.lab.netfaults import TftpFaults
 
@@ -30,7 +30,7 @@ def fault_of(d: Draw) -> Fault | None:
             text=str(f.get("text", "")),
             power_back=back if kind == "power_cut" else None,
         )
-    if kind in ("corrupt_byte", "drop_byte"):
+    if kind in LINE_FAULTS:
         return LinkByteFault(kind, f["at_byte"], f["direction"], xor=f.get("xor"))
     if kind == "link_noise":
         return LinkFaults(**f)

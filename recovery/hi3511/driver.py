@@ -52,7 +52,6 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ from recovery.hi3511.parsers import (
     parse_flinfo,
     parse_md_bytes,
 )
-from recovery.progress import Progress
+from recovery.progress import Notify, Progress, stderr_notify
 from recovery.transport import Port, Timeout
 
 PROMPT = "hilinux # "
@@ -125,14 +124,13 @@ class UBoot:
         baud: int = BAUD,
         progress: bool = False,
         status: Callable[[str], None] | None = None,
-        notice: Callable[[str], None] | None = None,
+        notice: Notify = stderr_notify,
     ) -> None:
         self.port = port
         self.baud = baud
         self.progress = progress
         self.status = status or (lambda text: None)
-        # what a person must hear even with --json or --quiet (a retyped command)
-        self.notice = notice or (lambda text: print(text, file=sys.stderr, flush=True))
+        self.notice = notice  # what a person must hear even with --json (a retyped command)
         self.flinfo: FlashInfo | None = None
 
     # -- timing -------------------------------------------------------------------------
@@ -387,15 +385,14 @@ class UBoot:
     def read_flinfo(self, tries: int = 3) -> FlashInfo:
         """``flinfo``, read again (it only reads) when its listing does not add up:
         a byte lost on the line drops a sector from the list."""
-        for attempt in range(1, tries + 1):
+        for attempt in range(2, tries + 1):
             try:
                 self.flinfo = parse_flinfo(self.command("flinfo", self.line_time(8192)))
                 return self.flinfo
             except DeviceError as e:
-                if attempt == tries:
-                    raise
-                self.notice(f"{e} (line noise?): reading it again ({attempt + 1} of {tries})")
-        raise AssertionError("unreachable")
+                self.notice(f"{e} (line noise?): reading it again ({attempt} of {tries})")
+        self.flinfo = parse_flinfo(self.command("flinfo", self.line_time(8192)))
+        return self.flinfo
 
     def md_bytes(self, addr: int, count: int) -> bytes:
         # md.b prints 79 characters per 16 bytes (address, hex, ASCII, CR LF): ~5 a byte

@@ -65,13 +65,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import NoReturn
 
 from recovery.errors import ConsoleError, DeviceError, ImageError, VerifyError
+from recovery.progress import Notify, stderr_notify
 from recovery.transport import Port, Timeout
 from recovery.w90p745.parsers import (
     LINES_PER_PAGE,
@@ -98,12 +98,6 @@ LINUX_RE = re.compile(
     r"VFS: Mounted root|BusyBox|login: |[\r\n](?:\S*)# "
 )
 _ERROR_RE = re.compile(r"(?i)\b(error|fail(?:ed)?|invalid|unknown|not found|protected|abort)")
-
-Notify = Callable[[str], None]
-
-
-def stderr_notify(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 class EchoError(Exception):
